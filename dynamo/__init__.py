@@ -1,0 +1,1 @@
+"""The node: versions (DVVSet), storage, RPC, quorum coordinator, assembly, CLI."""

@@ -1,0 +1,191 @@
+"""Node configuration: one validated, frozen dataclass.
+
+Precedence: defaults < config file (TOML) < ``DYNAMO_*`` environment < command-line flags.
+Every field says what it trades off. A bad value fails at start with a message
+naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    node_id: str  # stable name of this node; its data directory is bound to it
+    data_dir: Path  # RocksDB lives here; wiping it makes the node a new incarnation
+    host: str = "127.0.0.1"  # address peers and clients reach this node at (bind and advertise)
+    http_host: str = ""  # where the HTTP API binds; empty = host. 0.0.0.0 exposes it to all
+    http_port: int = 8098
+    peer_port: int = 8099
+    seeds: tuple[str, ...] = ()  # host:peer_port of nodes to join through
+    cluster_name: str = "dynamo"  # peers from another cluster are refused
+    cluster_secret_file: Path | None = None  # HMAC secret every peer must prove
+    cluster_secret: str = field(default="", repr=False)  # the secret itself (env var form)
+    tokens_per_node: int = 64  # virtual nodes: more is better balance, slower ring builds
+    weight: float = 1.0  # share of the ring relative to other nodes
+    n_val: int = 3  # default replicas per key for buckets that do not set it
+    max_object_bytes: int = 16 * MIB  # larger values get 413; bounds memory per request
+    request_timeout_ms: int = 10_000  # default per-request timeout; replies later are failures
+    rpc_timeout_ms: int = 5_000  # one node-to-node call; lower notices dead peers sooner
+    gossip_interval_s: float = 1.0  # one gossip round this often; faster is chattier
+    phi_threshold: float = 8.0  # suspicion level at which a peer counts as down; lower is jumpier
+    hinted_handoff: bool = True  # off: writes for down primaries are not taken by fallbacks
+    handoff_interval_s: float = 1.0  # how often hints are offered to their targets
+    handoff_batch: int = 200  # hints per delivery batch; larger is faster, burstier
+    handoff_rate_per_s: int = 5_000  # cap on hints delivered per second per node
+    aae_interval_s: float = 1.0  # anti-entropy round pace while there is a backlog
+    aae_quiet_interval_s: float = 5.0  # pace when a round found nothing new: quiet cost
+    aae_round_bytes: int = 4 * MIB  # objects per anti-entropy round, in bytes
+    tombstone_grace_s: float = (
+        3600.0  # tombstones are reaped this long after every primary has them
+    )
+    max_concurrent_requests: int = 1024  # beyond it, 503 with Retry-After rather than a queue
+    max_siblings: int = 100  # writes that would exceed it are refused with 409-ish 503
+    sibling_warning: int = 25  # log a warning when a key reaches this many siblings
+    block_cache_bytes: int = 32 * MIB  # RocksDB read cache
+    write_buffer_bytes: int = 16 * MIB  # RocksDB memtable size
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"config {name}: {why}")
+
+        if not self.node_id or "/" in self.node_id or len(self.node_id.encode()) > 200:
+            raise bad("node_id", "use a non-empty name of at most 200 bytes, without '/'")
+        for name in ("http_port", "peer_port"):
+            v = getattr(self, name)
+            if not 0 <= v <= 65535:
+                raise bad(name, f"{v} is not a TCP port (0-65535)")
+        for s in self.seeds:
+            host, sep, port = s.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise bad("seeds", f"{s!r} is not host:peer_port")
+        if self.tokens_per_node < 1 or self.tokens_per_node > 4096:
+            raise bad("tokens_per_node", "use 1 to 4096")
+        if not self.weight > 0:
+            raise bad("weight", "must be above 0")
+        if not 1 <= self.n_val <= 64:
+            raise bad("n_val", "use 1 to 64")
+        for name in (
+            "max_object_bytes",
+            "request_timeout_ms",
+            "rpc_timeout_ms",
+            "handoff_batch",
+            "handoff_rate_per_s",
+            "aae_round_bytes",
+            "max_concurrent_requests",
+            "max_siblings",
+            "block_cache_bytes",
+            "write_buffer_bytes",
+        ):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be at least 1")
+        for name in (
+            "gossip_interval_s",
+            "handoff_interval_s",
+            "aae_interval_s",
+            "aae_quiet_interval_s",
+        ):
+            if not getattr(self, name) > 0:
+                raise bad(name, "must be above 0 seconds")
+        if self.tombstone_grace_s < 0:
+            raise bad("tombstone_grace_s", "must be 0 or more seconds")
+        if self.phi_threshold <= 0:
+            raise bad("phi_threshold", "must be above 0")
+        if self.cluster_secret_file is not None and not self.cluster_secret_file.is_file():
+            raise bad("cluster_secret_file", f"{self.cluster_secret_file} is not a readable file")
+
+    @property
+    def http_bind(self) -> str:
+        return self.http_host or self.host
+
+    @property
+    def peer_addr(self) -> str:
+        return f"{self.host}:{self.peer_port}"
+
+    @property
+    def http_addr(self) -> str:
+        return f"{self.host}:{self.http_port}"
+
+    def secret(self) -> bytes | None:
+        if self.cluster_secret:
+            return self.cluster_secret.encode()
+        if self.cluster_secret_file is not None:
+            data = self.cluster_secret_file.read_bytes().strip()
+            if not data:
+                raise ConfigError(
+                    f"config cluster_secret_file: {self.cluster_secret_file} is empty"
+                )
+            return data
+        return None
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(NodeConfig)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """A value from a file, the environment or a flag, as the field's type."""
+    kind = str(_FIELDS[name].type)
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "Path":
+            return Path(value)
+        if kind == "Path | None":
+            return Path(value) if value else None
+        if kind == "tuple[str, ...]":
+            if isinstance(value, str):
+                return tuple(s.strip() for s in value.split(",") if s.strip())
+            return tuple(str(s) for s in value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config {name}: {value!r} is not a valid {kind}")
+
+
+def load(
+    flags: Mapping[str, Any], env: Mapping[str, str] | None = None, file: Path | None = None
+) -> NodeConfig:
+    """Defaults < file < ``DYNAMO_<FIELD>`` environment < flags (``None`` flags are unset)."""
+    values: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"config file {file}: {e}")
+        for k, v in data.items():
+            if k not in _FIELDS:
+                raise ConfigError(f"config file {file}: unknown setting {k!r}")
+            values[k] = _coerce(k, v)
+    environ = os.environ if env is None else env
+    for name in _FIELDS:
+        v = environ.get(f"DYNAMO_{name.upper()}")
+        if v is not None:
+            values[name] = _coerce(name, v)
+    for k, v in flags.items():
+        if v is not None:
+            values[k] = _coerce(k, v)
+    for required in ("node_id", "data_dir"):
+        if required not in values:
+            raise ConfigError(f"config {required}: required (flag --{required.replace('_', '-')})")
+    return NodeConfig(**values)

@@ -1,0 +1,484 @@
+"""Quorum reads and writes: the asyncio shell around the pure cores in ``dynamo.quorum``.
+
+Any node coordinates a GET. A PUT is coordinated by a live primary of the key
+(another node forwards it there), which stamps the new version, writes it
+locally, sends it to the other N-1 targets of the preference list (fallbacks
+carry a hint for the primary they stand in for), and answers at W acks.
+After a GET answers, the replies still in flight are collected and the stale
+replicas are repaired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from dynamo import dvvset
+from dynamo import object as objects
+from dynamo.object import Obj, ObjectFormatError
+from dynamo.quorum import (
+    GetQuorum,
+    Outcome,
+    PutQuorum,
+    QuorumValueError,
+    Target,
+    resolve,
+    unreachable,
+)
+from dynamo.replica import Replica
+from dynamo.stats import NodeStats
+from dynamo.storage import StorageError
+from http_api.errors import BadRequest, PreconditionFailed, ServiceError, Unavailable
+from http_api.types import BucketProps, Content, DeleteOptions, FetchResult, GetOptions, PutOptions
+from ring.position import decode_bkey, encode_bkey, key_position, position_bytes
+from ring.ring import Ring, Role
+
+log = logging.getLogger(__name__)
+
+Call = Callable[[str, str, Any, float], Awaitable[Any]]
+
+
+class Membership(Protocol):
+    """What the coordinator needs to know of the cluster."""
+
+    @property
+    def ring(self) -> Ring: ...
+
+    def down(self) -> frozenset[str]: ...
+
+
+def object_key(bucket: bytes, key: bytes) -> tuple[int, bytes]:
+    pos = key_position(bucket, key)
+    return pos, position_bytes(pos) + encode_bkey(bucket, key)
+
+
+class Coordinator:
+    """Coordinates this node's client requests and serves its replica side."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        replica: Replica,
+        membership: Membership,
+        call: Call,
+        props: Callable[[bytes], BucketProps],
+        stats: NodeStats,
+        request_timeout_ms: int,
+        rpc_timeout_s: float,
+        hinted_handoff: bool = True,
+        max_siblings: int = 100,
+        sibling_warning: int = 25,
+    ) -> None:
+        self.node_id = node_id
+        self.replica = replica
+        self.membership = membership
+        self.call = call
+        self.props = props
+        self.stats = stats
+        self.request_timeout_ms = request_timeout_ms
+        self.rpc_timeout_s = rpc_timeout_s
+        self.hinted_handoff = hinted_handoff
+        self.max_siblings = max_siblings
+        self.sibling_warning = sibling_warning
+        self.background: set[asyncio.Task[Any]] = set()
+        self._warned_small_cluster = False
+
+    # --- Helpers ------------------------------------------------------------------------------
+
+    def _spawn(self, aw: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(aw)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def _targets(self, pos: int, props: BucketProps) -> tuple[tuple[Target, ...], int]:
+        ring = self.membership.ring
+        down = self.membership.down()
+        entries = ring.preflist(pos, props.n_val, down)
+        if not self.hinted_handoff:
+            entries = [e for e in entries if e.role is Role.PRIMARY]
+        n_eff = min(props.n_val, len(ring))
+        if n_eff < props.n_val and not self._warned_small_cluster and len(ring) > 0:
+            self._warned_small_cluster = True
+            log.warning(
+                "n_val %d is above the cluster size %d: keys have %d replicas until nodes join",
+                props.n_val,
+                len(ring),
+                n_eff,
+            )
+        targets = tuple(Target(e.node, e.role is Role.PRIMARY, e.hint_for) for e in entries)
+        return targets, n_eff
+
+    def _timeout_s(self, timeout_ms: int | None) -> float:
+        return (timeout_ms or self.request_timeout_ms) / 1000.0
+
+    @staticmethod
+    def _quorum(name: str, value: Any, default: Any, props: BucketProps, n_eff: int) -> int:
+        try:
+            return resolve(name, value, default, props.n_val, n_eff)
+        except QuorumValueError as e:
+            raise BadRequest(str(e))
+
+    def _fail(self, kind: str, message: str) -> Unavailable:
+        self.stats.quorum_failures[kind] = self.stats.quorum_failures.get(kind, 0) + 1
+        return Unavailable(message)
+
+    # --- GET ----------------------------------------------------------------------------------
+
+    async def get(self, bucket: bytes, key: bytes, opts: GetOptions) -> FetchResult:
+        t0 = time.perf_counter()
+        props = self.props(bucket)
+        pos, objkey = object_key(bucket, key)
+        targets, n_eff = self._targets(pos, props)
+        r = self._quorum("r", opts.r, props.r, props, n_eff)
+        pr = self._quorum("pr", opts.pr, props.pr, props, n_eff)
+        err = unreachable("R", targets, max(r, 1), pr)
+        if err:
+            raise self._fail("r", err)
+        q = GetQuorum(
+            targets,
+            r=r,
+            pr=pr,
+            notfound_ok=props.notfound_ok if opts.notfound_ok is None else opts.notfound_ok,
+            basic_quorum=props.basic_quorum if opts.basic_quorum is None else opts.basic_quorum,
+            allow_mult=props.allow_mult,
+        )
+        timeout_s = self._timeout_s(opts.timeout_ms)
+        done = await self._gather_get(q, objkey, targets, timeout_s)
+        outcome = q.outcome()
+        if outcome is Outcome.PENDING:
+            raise self._fail(
+                "timeout", f"{q.error()} (request timed out after {timeout_s * 1000:.0f} ms)"
+            )
+        if outcome is Outcome.ERROR:
+            raise self._fail("r", q.error())
+        merged = q.merged() if outcome is Outcome.OK else None
+        self._spawn(self._read_repair(q, objkey, done, t0 + timeout_s))
+        now = time.time()
+        self.stats.gets.add(now, (time.perf_counter() - t0) * 1e6)
+        if merged is not None:
+            self.stats.get_siblings.add(now, dvvset.size(merged))
+            self.stats.get_objsize.add(now, sum(len(c.value) for c in dvvset.values(merged)))
+        return objects.to_fetch_result(merged)
+
+    async def _gather_get(
+        self, q: GetQuorum, objkey: bytes, targets: tuple[Target, ...], timeout_s: float
+    ) -> asyncio.Future[None]:
+        """Ask every target; returns once the quorum decided or the timeout passed.
+
+        The returned future completes when every reply is in.
+        """
+        loop = asyncio.get_running_loop()
+        enough = loop.create_future()
+        all_in = loop.create_future()
+        pending = len(targets)
+
+        def settle(node: str, result: Obj | BaseException | None) -> None:
+            nonlocal pending
+            q.add_result(node, result)
+            pending -= 1
+            if not enough.done() and q.enough():
+                enough.set_result(None)
+            if pending == 0 and not all_in.done():
+                all_in.set_result(None)
+                if not enough.done():
+                    enough.set_result(None)
+
+        def on_reply(node: str, fut: asyncio.Future[Any]) -> None:
+            try:
+                raw = fut.result()
+                result: Obj | BaseException | None = None if raw is None else objects.decode(raw)[0]
+            except Exception as e:  # a failed replica counts as a failure
+                result = e
+            settle(node, result)
+
+        for t in targets:
+            if t.node == self.node_id:
+                try:
+                    local: Obj | BaseException | None = self.replica.read(objkey, t.hint_for)
+                except (StorageError, ObjectFormatError) as e:
+                    local = e
+                self.stats.vnode_gets.add(time.time())
+                settle(t.node, local)
+            else:
+                fut = asyncio.ensure_future(
+                    self.call(
+                        t.node, "get", [objkey, t.hint_for], min(timeout_s, self.rpc_timeout_s)
+                    )
+                )
+                fut.add_done_callback(functools.partial(on_reply, t.node))
+        if not enough.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(enough), timeout_s)
+            except TimeoutError:
+                pass
+        return all_in
+
+    async def _read_repair(
+        self, q: GetQuorum, objkey: bytes, all_in: asyncio.Future[None], deadline: float
+    ) -> None:
+        if not all_in.done():
+            try:
+                await asyncio.wait_for(
+                    asyncio.shield(all_in), max(0.0, deadline - time.perf_counter())
+                )
+            except TimeoutError:
+                pass
+        action = q.final_action()
+        if action is None:
+            return
+        bucket_props = self.props(self._bucket_of(objkey))
+        raw = objects.encode(action.obj)
+        for t in action.targets:
+            self.stats.read_repairs.add(time.time())
+            try:
+                if t.node == self.node_id:
+                    self.replica.write(objkey, action.obj, t.hint_for, bucket_props.allow_mult)
+                else:
+                    await self.call(
+                        t.node,
+                        "put",
+                        [objkey, raw, t.hint_for, bucket_props.allow_mult, False],
+                        self.rpc_timeout_s,
+                    )
+            except Exception as e:
+                log.debug("read repair of %s failed: %s", t.node, e)
+
+    @staticmethod
+    def _bucket_of(objkey: bytes) -> bytes:
+        return decode_bkey(objkey[8:])[0]
+
+    # --- PUT ----------------------------------------------------------------------------------
+
+    async def put(
+        self,
+        bucket: bytes,
+        key: bytes,
+        content: Content,
+        context: bytes | None,
+        opts: PutOptions,
+    ) -> FetchResult | None:
+        """A quorum write; the stored object when ``opts.return_body``."""
+        new = await self._put(bucket, key, content, context, opts, forwarded=False)
+        return objects.to_fetch_result(new) if opts.return_body and new is not None else None
+
+    async def _put(
+        self,
+        bucket: bytes,
+        key: bytes,
+        content: Content,
+        context: bytes | None,
+        opts: PutOptions,
+        forwarded: bool,
+    ) -> Obj | None:
+        """The write; returns the coordinator's new copy (``None`` if forwarded without body)."""
+        t0 = time.perf_counter()
+        props = self.props(bucket)
+        pos, objkey = object_key(bucket, key)
+        targets, n_eff = self._targets(pos, props)
+        w = self._quorum("w", opts.w, props.w, props, n_eff)
+        pw = self._quorum("pw", opts.pw, props.pw, props, n_eff)
+        dw = self._quorum("dw", opts.dw, props.dw, props, n_eff)
+        try:
+            vv = objects.decode_context(context) if context else ()
+        except ObjectFormatError:
+            raise BadRequest(
+                "X-Riak-Vclock is not a context this cluster made: send back what a read returned"
+            )
+        me = next((t for t in targets if t.node == self.node_id), None)
+        first_primary = next((t for t in targets if t.primary), None)
+        if not forwarded and (me is None or (not me.primary and first_primary is not None)):
+            dest = first_primary or (targets[0] if targets else None)
+            if dest is not None:
+                return await self._forward(dest.node, bucket, key, content, context, opts)
+        if not targets:
+            raise self._fail(
+                "w", f"W-value unsatisfied: 0/{max(w, 1)} (no node is up for this key)"
+            )
+        err = unreachable("W", targets, max(w, dw, 1), pw)
+        if err:
+            raise self._fail("w", err)
+        if me is None:
+            # Forwarded here by a node whose view of the ring differs: keep our
+            # copy as a hint for the first primary, and write to every target.
+            me = Target(self.node_id, False, first_primary.node if first_primary else None)
+            targets = (me, *targets)
+        if opts.if_none_match:
+            existing = await self.get(bucket, key, GetOptions(timeout_ms=opts.timeout_ms))
+            if existing.found:
+                raise PreconditionFailed("the key has a value and If-None-Match: * was sent")
+        try:
+            new = self.replica.coordinate(
+                objkey,
+                content,
+                vv,
+                hint_for=me.hint_for,
+                allow_mult=props.allow_mult,
+                last_write_wins=props.last_write_wins,
+            )
+        except StorageError as e:
+            raise Unavailable(f"local write failed: {e}")
+        self.stats.vnode_puts.add(time.time())
+        n_siblings = dvvset.size(new)
+        if n_siblings >= self.sibling_warning:
+            log.warning(
+                "key %r/%r has %d siblings: resolve them in the client", bucket, key, n_siblings
+            )
+        q = PutQuorum(targets, w=w, pw=pw, dw=dw)
+        timeout_s = self._timeout_s(opts.timeout_ms)
+        await self._replicate(q, objkey, new, targets, props.allow_mult, dw > 0, timeout_s)
+        outcome = q.outcome()
+        if outcome is not Outcome.OK:
+            why = q.error()
+            if outcome is Outcome.PENDING:
+                why += f" (request timed out after {timeout_s * 1000:.0f} ms)"
+            raise self._fail(
+                "w", f"{why}; the write may still be applied on the replicas that acknowledged it"
+            )
+        self.stats.puts.add(time.time(), (time.perf_counter() - t0) * 1e6)
+        return new
+
+    async def _replicate(
+        self,
+        q: PutQuorum,
+        objkey: bytes,
+        new: Obj,
+        targets: tuple[Target, ...],
+        allow_mult: bool,
+        durable: bool,
+        timeout_s: float,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        enough = loop.create_future()
+        raw = objects.encode(new)
+
+        def settle(node: str, result: bool | BaseException, is_durable: bool) -> None:
+            q.add_result(node, result, is_durable)
+            if not enough.done() and q.enough():
+                enough.set_result(None)
+
+        def on_reply(node: str, fut: asyncio.Future[Any]) -> None:
+            try:
+                reply = fut.result()
+                settle(node, True, bool(reply and reply[0]))
+            except Exception as e:
+                settle(node, e, False)
+
+        for t in targets:
+            if t.node == self.node_id:
+                continue
+            fut = asyncio.ensure_future(
+                self.call(
+                    t.node,
+                    "put",
+                    [objkey, raw, t.hint_for, allow_mult, durable],
+                    min(timeout_s, self.rpc_timeout_s),
+                )
+            )
+            fut.add_done_callback(functools.partial(on_reply, t.node))
+        if durable:
+            try:
+                await asyncio.wait_for(self.replica.store.sync_wal(), timeout_s)
+                settle(self.node_id, True, True)
+            except (StorageError, TimeoutError) as e:
+                settle(self.node_id, True, False)
+                log.warning("local WAL sync failed: %s", e)
+        else:
+            settle(self.node_id, True, False)
+        if not enough.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(enough), timeout_s)
+            except TimeoutError:
+                pass
+
+    async def _forward(
+        self,
+        node: str,
+        bucket: bytes,
+        key: bytes,
+        content: Content,
+        context: bytes | None,
+        opts: PutOptions,
+    ) -> Obj | None:
+        self.stats.coord_redirs_total += 1
+        body = [
+            bucket,
+            key,
+            objects.content_to_wire(content),
+            context,
+            [opts.w, opts.dw, opts.pw, opts.timeout_ms, opts.return_body, opts.if_none_match],
+        ]
+        try:
+            reply = await self.call(node, "coord_put", body, self._timeout_s(opts.timeout_ms) + 1.0)
+        except Exception as e:
+            raise self._fail("forward", f"coordinator {node} unreachable: {e}")
+        status, payload = reply
+        if status != 0:
+            err = ServiceError(payload)
+            err.status = status
+            raise err
+        return None if payload is None else objects.decode(payload)[0]
+
+    # --- DELETE -------------------------------------------------------------------------------
+
+    async def delete(
+        self, bucket: bytes, key: bytes, context: bytes | None, opts: DeleteOptions
+    ) -> bool:
+        if context is None:
+            got = await self.get(
+                bucket,
+                key,
+                GetOptions(
+                    r=opts.r if opts.r != "default" else opts.rw,
+                    pr=opts.pr,
+                    timeout_ms=opts.timeout_ms,
+                ),
+            )
+            if not got.found:
+                return False
+            context = got.context
+        tomb = Content(value=b"", deleted=True, last_modified_us=time.time_ns() // 1000)
+        w = opts.w if opts.w != "default" else opts.rw
+        await self.put(
+            bucket,
+            key,
+            tomb,
+            context,
+            PutOptions(w=w, dw=opts.dw, pw=opts.pw, timeout_ms=opts.timeout_ms),
+        )
+        return True
+
+    # --- Replica side (RPC handlers) ------------------------------------------------------------
+
+    def handle_get(self, body: Any, peer: str) -> bytes | None:
+        objkey, hint_for = body
+        self.stats.vnode_gets.add(time.time())
+        return self.replica.read_raw(objkey, hint_for)
+
+    async def handle_put(self, body: Any, peer: str) -> list[bool]:
+        objkey, raw, hint_for, allow_mult, durable = body
+        incoming, _ = objects.decode(raw)
+        self.stats.vnode_puts.add(time.time())
+        _, changed = self.replica.write(objkey, incoming, hint_for, allow_mult)
+        if hint_for is not None and changed:
+            self.stats.hints_written_total += 1
+        if durable:
+            await self.replica.store.sync_wal()
+        return [durable]
+
+    async def handle_coord_put(self, body: Any, peer: str) -> list[Any]:
+        bucket, key, content, context, o = body
+        opts = PutOptions(
+            w=o[0], dw=o[1], pw=o[2], timeout_ms=o[3], return_body=o[4], if_none_match=o[5]
+        )
+        try:
+            new = await self._put(
+                bucket, key, objects.content_from_wire(content), context, opts, forwarded=True
+            )
+        except ServiceError as e:
+            return [e.status, e.message]
+        return [0, objects.encode(new) if opts.return_body and new is not None else None]

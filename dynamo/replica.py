@@ -1,0 +1,175 @@
+"""This node's copies: reads and merges of primary data and of hints held for others.
+
+Every write is a read-merge-write with no ``await`` in between, so it is atomic
+on the event loop; the store makes it one ``WriteBatch``.
+
+Clock actors: a coordinator stamps new values with an actor of its own,
+``{node_id}/{epoch}``. It reuses the actor found in its local copy when that
+actor belongs to this incarnation, and takes a fresh epoch when it holds no
+copy of the key (a new key, a reaped tombstone, a wiped disk) or coordinates
+on a hint copy, so a dot is never issued twice for different values (Riak's
+"key epochs"). An actor's events are only ever stamped into the primary copy,
+which only grows by merges, so that copy always holds the actor's last counter.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from collections.abc import Iterator
+
+from dynamo import dvvset
+from dynamo import object as objects
+from dynamo.object import Obj
+from dynamo.storage import Store
+from http_api.types import Content
+from ring.position import decode_bkey
+
+META_EPOCH_BASE = b"epoch_base"
+META_EPOCH_LEASE = b"epoch_lease"
+EPOCH_LEASE_BLOCK = 10_000
+_U64 = struct.Struct(">Q")
+
+
+class Replica:
+    """Local reads and writes of objects and hints."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.node_id = store.node_id
+        self._prefix = f"{self.node_id}/"
+        base = store.get_meta(META_EPOCH_BASE)
+        if base is None:
+            start = secrets.randbits(60)
+            store.put_meta(META_EPOCH_BASE, _U64.pack(start), sync=True)
+            store.put_meta(META_EPOCH_LEASE, _U64.pack(start), sync=True)
+            base = _U64.pack(start)
+        self._epoch_base = _U64.unpack(base)[0]
+        lease = store.get_meta(META_EPOCH_LEASE)
+        self._next_epoch = _U64.unpack(lease)[0] if lease else self._epoch_base
+        self._lease = self._next_epoch
+        self.puts = 0
+        self.gets = 0
+
+    # --- Actors -------------------------------------------------------------------------------
+
+    def _new_epoch(self) -> int:
+        if self._next_epoch >= self._lease:
+            self._lease = self._next_epoch + EPOCH_LEASE_BLOCK
+            self.store.put_meta(META_EPOCH_LEASE, _U64.pack(self._lease), sync=True)
+        e = self._next_epoch
+        self._next_epoch += 1
+        return int(e)
+
+    def _own_actor(self, actor: str) -> bool:
+        if not actor.startswith(self._prefix):
+            return False
+        try:
+            e = int(actor[len(self._prefix) :], 16)
+        except ValueError:
+            return False
+        return bool(self._epoch_base <= e < self._next_epoch)
+
+    def actor_for(self, local: Obj | None) -> str:
+        if local is not None:
+            for actor, _, _ in reversed(local.entries):
+                if self._own_actor(actor):
+                    return actor
+        return f"{self._prefix}{self._new_epoch():x}"
+
+    # --- Reads --------------------------------------------------------------------------------
+
+    def read(self, objkey: bytes, hint_for: str | None = None) -> Obj | None:
+        self.gets += 1
+        if hint_for is not None:
+            return self.store.get_hint(hint_for, objkey)
+        got = self.store.get(objkey)
+        return None if got is None else got[0]
+
+    def read_raw(self, objkey: bytes, hint_for: str | None = None) -> bytes | None:
+        """The stored bytes (seq included; it is ignored by readers elsewhere)."""
+        self.gets += 1
+        if hint_for is not None:
+            obj = self.store.get_hint(hint_for, objkey)
+            return None if obj is None else objects.encode(obj)
+        return self.store.get_raw(objkey)
+
+    def local_copy(self, objkey: bytes) -> Obj | None:
+        """The primary copy, or else every hint held for the key, merged."""
+        own = self.read(objkey)
+        if own is not None:
+            return own
+        merged: Obj | None = None
+        for target in self.store.hint_counts():
+            h = self.store.get_hint(target, objkey)
+            if h is not None:
+                merged = h if merged is None else dvvset.sync(merged, h)
+        return merged
+
+    # --- Writes -------------------------------------------------------------------------------
+
+    def write(
+        self, objkey: bytes, incoming: Obj, hint_for: str | None, allow_mult: bool
+    ) -> tuple[Obj, bool]:
+        """Merge a replica's copy into ours; returns (our copy, whether it changed)."""
+        self.puts += 1
+        if hint_for is not None:
+            local = self.store.get_hint(hint_for, objkey)
+            merged = incoming if local is None else objects.merge(local, incoming, allow_mult)
+            if local is not None and merged == local:
+                return local, False
+            self.store.put_hint(hint_for, objkey, merged)
+            return merged, True
+        got = self.store.get(objkey)
+        if got is None:
+            self.store.put(objkey, incoming, None)
+            return incoming, True
+        local, seq = got
+        merged = objects.merge(local, incoming, allow_mult)
+        if merged == local:
+            return local, False
+        self.store.put(objkey, merged, seq)
+        return merged, True
+
+    def coordinate(
+        self,
+        objkey: bytes,
+        content: Content,
+        context: dvvset.VersionVector,
+        *,
+        hint_for: str | None,
+        allow_mult: bool,
+        last_write_wins: bool,
+    ) -> Obj:
+        """Stamp a client's write with a new dot, merge it into our copy, store it."""
+        self.puts += 1
+        if hint_for is not None:
+            local = self.store.get_hint(hint_for, objkey)
+            seq = None
+        else:
+            got = self.store.get(objkey)
+            local, seq = (None, None) if got is None else got
+        if last_write_wins and local is not None:
+            context = dvvset.join(local)  # the new value supersedes everything, unread
+        # A hint copy is not where this node's actors keep their history: fresh epoch.
+        actor = self.actor_for(local if hint_for is None else None)
+        new = dvvset.update(dvvset.new_with_context(context, content), local, actor)
+        if not allow_mult:
+            new = objects.newest_only(new)
+        if hint_for is not None:
+            self.store.put_hint(hint_for, objkey, new)
+        else:
+            self.store.put(objkey, new, seq)
+        return new
+
+    # --- Listing ------------------------------------------------------------------------------
+
+    def keys(self, bucket: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """(bucket, key) of every live primary object, optionally of one bucket."""
+        for objkey, raw in self.store.scan():
+            b, k = decode_bkey(objkey[8:])
+            if bucket is not None and b != bucket:
+                continue
+            obj, _ = objects.decode(raw)
+            if not objects.is_tombstone(obj):
+                yield b, k

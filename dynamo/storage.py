@@ -1,0 +1,361 @@
+"""One node's RocksDB (through rocksdict): objects, their change log, hints, meta.
+
+Column families (DESIGN section 5)::
+
+    objects  position(8, BE) + encode_bkey(bucket, key)  -> object (msgpack, with its seq)
+    log      seq (8, BE)                                  -> objects key
+    hints    len(target)(1) + target + objects key        -> object for that target
+    meta     name                                         -> bytes
+
+Every change of an object is one ``WriteBatch``: the object, its new log entry,
+and the removal of its previous log entry, so the log holds one entry per key,
+the seq of its latest change. RocksDB calls run inline on the event loop (they
+are microseconds); only the WAL sync that ``dw`` asks for runs in a thread,
+as a group commit: one ``fsync`` for every write waiting at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import struct
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    ReadOptions,
+    WriteBatch,
+    WriteOptions,
+)
+
+from dynamo import object as objects
+from dynamo.object import Obj
+
+log = logging.getLogger(__name__)
+
+CF_OBJECTS = "objects"
+CF_LOG = "log"
+CF_HINTS = "hints"
+CF_META = "meta"
+FAMILIES = (CF_OBJECTS, CF_LOG, CF_HINTS, CF_META)
+
+META_NODE_ID = b"node_id"
+META_INCARNATION = b"incarnation"
+META_SEQ_FLOOR = b"seq_floor"
+
+_U64 = struct.Struct(">Q")
+
+
+class StorageError(Exception):
+    """RocksDB refused an operation (disk full, I/O error, closed)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreConfig:
+    """RocksDB sizing. Memory per node is about block cache + memtables."""
+
+    block_cache_bytes: int = 32 * 1024 * 1024  # reads served from memory; more is faster reads
+    write_buffer_bytes: int = 16 * 1024 * 1024  # one memtable; larger means fewer, bigger flushes
+    max_write_buffers: int = 2  # memtables per family before writes stall
+    total_write_buffer_bytes: int = 48 * 1024 * 1024  # cap over all families
+
+
+def u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+def hint_key(target: str, objkey: bytes) -> bytes:
+    t = target.encode()
+    if len(t) > 255:
+        raise ValueError("node id longer than 255 bytes")
+    return bytes((len(t),)) + t + objkey
+
+
+def split_hint_key(hk: bytes) -> tuple[str, bytes]:
+    n = hk[0]
+    return hk[1 : 1 + n].decode(), hk[1 + n :]
+
+
+class Store:
+    """The node's storage. Not thread-safe except for the WAL sync it runs itself."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], node_id: str, config: StoreConfig | None = None
+    ):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        cfg = config or StoreConfig()
+        self._cache = Cache(cfg.block_cache_bytes)
+        self._db = Rdict(
+            str(self.path), self._options(cfg, db=True), column_families=self._families(cfg)
+        )
+        self._cf = {name: self._db.get_column_family(name) for name in FAMILIES}
+        self._h = {name: self._db.get_column_family_handle(name) for name in FAMILIES}
+        self._wo = WriteOptions()
+        self._sync_wo = WriteOptions()
+        self._sync_wo.sync = True
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-sync")
+        self._sync_waiters: list[asyncio.Future[None]] = []
+        self._sync_task: asyncio.Task[None] | None = None
+        self.syncs = 0
+        self.closed = False
+        self.node_id, self.incarnation, fresh = self._identity(node_id)
+        self.fresh = fresh
+        self.seq = self._recover_seq()
+        self._hint_counts = self._count_hints()
+
+    # --- Set-up -------------------------------------------------------------------------------
+
+    def _options(self, cfg: StoreConfig, db: bool = False) -> Options:
+        o = Options(raw_mode=True)
+        if db:
+            o.create_if_missing(True)
+            o.create_missing_column_families(True)
+            o.set_db_write_buffer_size(cfg.total_write_buffer_bytes)
+            o.increase_parallelism(2)
+        o.set_write_buffer_size(cfg.write_buffer_bytes)
+        o.set_max_write_buffer_number(cfg.max_write_buffers)
+        bbo = BlockBasedOptions()
+        bbo.set_block_cache(self._cache)
+        bbo.set_bloom_filter(10, False)
+        o.set_block_based_table_factory(bbo)
+        return o
+
+    def _families(self, cfg: StoreConfig) -> dict[str, Options]:
+        return {name: self._options(cfg) for name in FAMILIES}
+
+    def _identity(self, node_id: str) -> tuple[str, str, bool]:
+        meta = self._cf[CF_META]
+        stored = meta.get(META_NODE_ID)
+        inc = meta.get(META_INCARNATION)
+        if stored is not None and stored.decode() != node_id:
+            self.close()
+            raise StorageError(
+                f"data directory {self.path} belongs to node {stored.decode()!r}, not {node_id!r}:"
+                " start with that --node-id or use another --data-dir"
+            )
+        fresh = inc is None
+        if fresh:
+            inc = secrets.token_hex(8).encode()
+            wb = WriteBatch(raw_mode=True)
+            wb.put(META_NODE_ID, node_id.encode(), self._h[CF_META])
+            wb.put(META_INCARNATION, inc, self._h[CF_META])
+            self._db.write(wb, self._sync_wo)
+        assert inc is not None
+        return node_id, inc.decode(), fresh
+
+    def _recover_seq(self) -> int:
+        it = self._cf[CF_LOG].iter(ReadOptions())
+        it.seek_to_last()
+        last = _U64.unpack(it.key())[0] if it.valid() else 0
+        del it
+        floor = self._cf[CF_META].get(META_SEQ_FLOOR)
+        return max(last, _U64.unpack(floor)[0] if floor else 0)
+
+    def _count_hints(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for hk in self._cf[CF_HINTS].keys():  # noqa: SIM118 (an Rdict, not a dict)
+            assert isinstance(hk, bytes)
+            target, _ = split_hint_key(hk)
+            counts[target] = counts.get(target, 0) + 1
+        return counts
+
+    # --- Objects ------------------------------------------------------------------------------
+
+    def get_raw(self, objkey: bytes) -> bytes | None:
+        try:
+            v: bytes | None = self._cf[CF_OBJECTS].get(objkey)
+        except Exception as e:
+            raise StorageError(f"read failed: {e}") from e
+        return v
+
+    def get(self, objkey: bytes) -> tuple[Obj, int] | None:
+        raw = self.get_raw(objkey)
+        return None if raw is None else objects.decode(raw)
+
+    def put(self, objkey: bytes, obj: Obj, old_seq: int | None) -> int:
+        """Store ``obj`` as the key's new version; returns its new seq."""
+        seq = self.seq + 1
+        wb = WriteBatch(raw_mode=True)
+        wb.put(objkey, objects.encode(obj, seq), self._h[CF_OBJECTS])
+        wb.put(u64(seq), objkey, self._h[CF_LOG])
+        if old_seq:
+            wb.delete(u64(old_seq), self._h[CF_LOG])
+        self._write(wb)
+        self.seq = seq
+        return seq
+
+    def reap(self, objkey: bytes, expected_seq: int) -> bool:
+        """Delete an object for good if it is still at ``expected_seq``."""
+        cur = self.get(objkey)
+        if cur is None or cur[1] != expected_seq:
+            return False
+        wb = WriteBatch(raw_mode=True)
+        wb.delete(objkey, self._h[CF_OBJECTS])
+        wb.delete(u64(expected_seq), self._h[CF_LOG])
+        wb.put(META_SEQ_FLOOR, u64(self.seq), self._h[CF_META])
+        self._write(wb)
+        return True
+
+    def drop(self, objkey: bytes) -> None:
+        """Remove a key this node no longer replicates (its log entry too)."""
+        cur = self.get(objkey)
+        if cur is None:
+            return
+        wb = WriteBatch(raw_mode=True)
+        wb.delete(objkey, self._h[CF_OBJECTS])
+        wb.delete(u64(cur[1]), self._h[CF_LOG])
+        wb.put(META_SEQ_FLOOR, u64(self.seq), self._h[CF_META])
+        self._write(wb)
+
+    def scan(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Objects with ``start <= key < end`` in key (ring position) order."""
+        ro = ReadOptions()
+        if end is not None:
+            ro.set_iterate_upper_bound(end)
+        it = self._cf[CF_OBJECTS].iter(ro)
+        it.seek(start)
+        while it.valid():
+            yield it.key(), it.value()
+            it.next()
+
+    def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` log entries with seq > ``after_seq``: (seq, objects key)."""
+        it = self._cf[CF_LOG].iter(ReadOptions())
+        it.seek(u64(after_seq + 1))
+        out: list[tuple[int, bytes]] = []
+        while it.valid() and len(out) < limit:
+            out.append((_U64.unpack(it.key())[0], it.value()))
+            it.next()
+        return out
+
+    # --- Hints --------------------------------------------------------------------------------
+
+    def get_hint(self, target: str, objkey: bytes) -> Obj | None:
+        raw = self._cf[CF_HINTS].get(hint_key(target, objkey))
+        return None if raw is None else objects.decode(raw)[0]
+
+    def put_hint(self, target: str, objkey: bytes, obj: Obj) -> None:
+        hk = hint_key(target, objkey)
+        is_new = self._cf[CF_HINTS].get(hk) is None
+        wb = WriteBatch(raw_mode=True)
+        wb.put(hk, objects.encode(obj), self._h[CF_HINTS])
+        self._write(wb)
+        if is_new:
+            self._hint_counts[target] = self._hint_counts.get(target, 0) + 1
+
+    def hints_for(self, target: str, after: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` hints for ``target`` with objects key > ``after``."""
+        prefix = hint_key(target, b"")
+        ro = ReadOptions()
+        ro.set_iterate_upper_bound(prefix[:-1] + bytes((prefix[-1] + 1,)) if prefix else b"")
+        it = self._cf[CF_HINTS].iter(ro)
+        it.seek(prefix + after)
+        out: list[tuple[bytes, bytes]] = []
+        while it.valid() and len(out) < limit:
+            k = it.key()
+            if not k.startswith(prefix):
+                break
+            objkey = k[len(prefix) :]
+            if objkey != after or not after:
+                out.append((objkey, it.value()))
+            it.next()
+        return out
+
+    def delete_hints_if_unchanged(self, target: str, sent: list[tuple[bytes, bytes]]) -> int:
+        """Delete delivered hints in one batch, except those rewritten since they were sent."""
+        wb = WriteBatch(raw_mode=True)
+        n = 0
+        for objkey, raw in sent:
+            hk = hint_key(target, objkey)
+            if self._cf[CF_HINTS].get(hk) == raw:
+                wb.delete(hk, self._h[CF_HINTS])
+                n += 1
+        if n:
+            self._write(wb)
+            left = self._hint_counts.get(target, 0) - n
+            if left > 0:
+                self._hint_counts[target] = left
+            else:
+                self._hint_counts.pop(target, None)
+        return n
+
+    def hint_counts(self) -> dict[str, int]:
+        return dict(self._hint_counts)
+
+    # --- Meta ---------------------------------------------------------------------------------
+
+    def get_meta(self, name: bytes) -> bytes | None:
+        v: bytes | None = self._cf[CF_META].get(name)
+        return v
+
+    def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None:
+        wb = WriteBatch(raw_mode=True)
+        wb.put(name, value, self._h[CF_META])
+        self._write(wb, sync)
+
+    # --- Writing and durability ---------------------------------------------------------------
+
+    def _write(self, wb: Any, sync: bool = False) -> None:
+        if self.closed:
+            raise StorageError("the store is closed")
+        try:
+            self._db.write(wb, self._sync_wo if sync else self._wo)
+        except Exception as e:
+            log.error("rocksdb write failed: %s", e)
+            raise StorageError(f"write failed: {e}") from e
+
+    async def sync_wal(self) -> None:
+        """Return once every write made before this call is on disk (group commit)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sync_waiters.append(fut)
+        if self._sync_task is None:
+            self._sync_task = asyncio.create_task(self._sync_loop(), name="wal-sync")
+        await fut
+
+    async def _sync_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._sync_waiters:
+                batch, self._sync_waiters = self._sync_waiters, []
+                try:
+                    await loop.run_in_executor(self._executor, self._db.flush_wal, True)
+                    self.syncs += 1
+                except Exception as e:
+                    log.error("WAL sync failed: %s", e)
+                    for f in batch:
+                        if not f.done():
+                            f.set_exception(StorageError(f"sync failed: {e}"))
+                    continue
+                for f in batch:
+                    if not f.done():
+                        f.set_result(None)
+        finally:
+            self._sync_task = None
+
+    def property_int(self, name: str, family: str = CF_OBJECTS) -> int:
+        v = self._cf[family].property_int_value(name)
+        return int(v or 0)
+
+    def close(self) -> None:
+        """Flush and close; the column-family views go first or the LOCK stays held."""
+        if self.closed:
+            return
+        self.closed = True
+        self._executor.shutdown(wait=True)
+        try:
+            self._db.flush_wal(True)
+        except Exception as e:  # closing anyway
+            log.warning("final WAL sync failed: %s", e)
+        self._cf.clear()
+        self._h.clear()
+        self._db.close()

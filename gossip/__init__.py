@@ -1,0 +1,1 @@
+"""Scuttlebutt gossip (membership, failure detection) and replica-log anti-entropy."""

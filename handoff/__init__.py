@@ -1,0 +1,1 @@
+"""Durable hinted handoff and ownership transfer on join and leave."""

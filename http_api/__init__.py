@@ -1,0 +1,1 @@
+"""Riak-compatible HTTP API (aiohttp server) and the Python client."""

@@ -1,0 +1,100 @@
+"""The service the HTTP API serves, declared here so ``http_api`` never imports the node.
+
+Buckets and keys are bytes (UTF-8 of the decoded path segments). Contexts are
+opaque bytes (base64 only on the wire). Errors are ``http_api.errors``
+exceptions; anything else escaping a call is a bug and becomes a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from http_api.types import (
+    BucketProps,
+    Content,
+    DeleteOptions,
+    FetchResult,
+    GetOptions,
+    PutOptions,
+)
+
+JSON = dict[str, Any]
+
+
+class KVService(Protocol):
+    """Objects, buckets and their properties."""
+
+    @property
+    def node_name(self) -> str: ...
+
+    @property
+    def max_object_bytes(self) -> int: ...
+
+    async def fetch(self, bucket: bytes, key: bytes, opts: GetOptions) -> FetchResult:
+        """A quorum read; ``FetchResult()`` when nothing is there."""
+        ...
+
+    async def store(
+        self, bucket: bytes, key: bytes, content: Content, context: bytes | None, opts: PutOptions
+    ) -> FetchResult | None:
+        """A quorum write; returns the object after the write when ``opts.return_body``."""
+        ...
+
+    async def delete(
+        self, bucket: bytes, key: bytes, context: bytes | None, opts: DeleteOptions
+    ) -> bool:
+        """Write a tombstone; False when there was nothing to delete."""
+        ...
+
+    def list_keys(self, bucket: bytes, timeout_ms: int | None) -> AsyncIterator[list[bytes]]:
+        """Live keys of a bucket in chunks, from every node."""
+        ...
+
+    def list_buckets(self, timeout_ms: int | None) -> AsyncIterator[list[bytes]]:
+        """Buckets holding at least one live key, in chunks."""
+        ...
+
+    def bucket_props(self, bucket: bytes) -> BucketProps: ...
+
+    def default_props(self) -> BucketProps: ...
+
+    async def set_bucket_props(self, bucket: bytes, overrides: JSON) -> None:
+        """Merge ``overrides`` into the bucket's props; ``BadRequest`` if invalid."""
+        ...
+
+    async def reset_bucket_props(self, bucket: bytes) -> None: ...
+
+    def stats(self) -> JSON:
+        """Riak-style counters and percentiles (the server caches it for about a second)."""
+        ...
+
+    def local_copy(self, bucket: bytes, key: bytes) -> FetchResult | None:
+        """This node's own stored copy (primary data or hints), without any quorum."""
+        ...
+
+
+class AdminService(Protocol):
+    """Cluster views and operations behind ``/admin``. Each returns JSON-ready data."""
+
+    def members(self) -> JSON: ...
+
+    def ring(self) -> JSON: ...
+
+    def preflist(self, bucket: bytes, key: bytes) -> JSON: ...
+
+    def handoff(self) -> JSON: ...
+
+    def aae(self) -> JSON: ...
+
+    async def join(self, seed: str) -> JSON: ...
+
+    async def leave(self) -> JSON: ...
+
+    def metrics(self) -> bytes:
+        """Prometheus text exposition."""
+        ...
+
+
+class NodeService(KVService, AdminService, Protocol):
+    """Everything one node serves."""
