@@ -30,6 +30,7 @@ from dynamo.quorum import (
     unreachable,
 )
 from dynamo.replica import Replica
+from dynamo.rpc import Unreachable
 from dynamo.stats import NodeStats
 from dynamo.storage import StorageError
 from http_api.errors import BadRequest, PreconditionFailed, ServiceError, Unavailable
@@ -292,9 +293,13 @@ class Coordinator:
         me = next((t for t in targets if t.node == self.node_id), None)
         first_primary = next((t for t in targets if t.primary), None)
         if not forwarded and (me is None or (not me.primary and first_primary is not None)):
-            dest = first_primary or (targets[0] if targets else None)
-            if dest is not None:
-                return await self._forward(dest.node, bucket, key, content, context, opts)
+            # A live primary coordinates. One we cannot connect to certainly did not get
+            # the request, so the next one is asked; if none answers, we coordinate.
+            for dest in [t for t in targets if t.primary] or list(targets[:1]):
+                try:
+                    return await self._forward(dest.node, bucket, key, content, context, opts)
+                except Unreachable:
+                    continue
         if not targets:
             raise self._fail(
                 "w", f"W-value unsatisfied: 0/{max(w, 1)} (no node is up for this key)"
@@ -330,7 +335,17 @@ class Coordinator:
             )
         q = PutQuorum(targets, w=w, pw=pw, dw=dw)
         timeout_s = self._timeout_s(opts.timeout_ms)
-        await self._replicate(q, objkey, new, targets, props.allow_mult, dw > 0, timeout_s)
+        used = {t.node for t in targets}
+        spares = (
+            [
+                n
+                for n in self.membership.ring.fallbacks(pos, props.n_val, self.membership.down())
+                if n not in used
+            ]
+            if self.hinted_handoff
+            else []
+        )
+        await self._replicate(q, objkey, new, targets, spares, props.allow_mult, dw > 0, timeout_s)
         outcome = q.outcome()
         if outcome is not Outcome.OK:
             why = q.error()
@@ -348,38 +363,46 @@ class Coordinator:
         objkey: bytes,
         new: Obj,
         targets: tuple[Target, ...],
+        spares: list[str],
         allow_mult: bool,
         durable: bool,
         timeout_s: float,
     ) -> None:
+        """Send the new copy to every other target; a primary that fails is replaced
+        by the next spare node with a hint (the Dynamo paper's sloppy quorum)."""
         loop = asyncio.get_running_loop()
         enough = loop.create_future()
         raw = objects.encode(new)
+        rpc_timeout_s = min(timeout_s, self.rpc_timeout_s)
 
         def settle(node: str, result: bool | BaseException, is_durable: bool) -> None:
             q.add_result(node, result, is_durable)
             if not enough.done() and q.enough():
                 enough.set_result(None)
 
-        def on_reply(node: str, fut: asyncio.Future[Any]) -> None:
-            try:
-                reply = fut.result()
-                settle(node, True, bool(reply and reply[0]))
-            except Exception as e:
-                settle(node, e, False)
-
-        for t in targets:
-            if t.node == self.node_id:
-                continue
+        def send(t: Target) -> None:
             fut = asyncio.ensure_future(
                 self.call(
-                    t.node,
-                    "put",
-                    [objkey, raw, t.hint_for, allow_mult, durable],
-                    min(timeout_s, self.rpc_timeout_s),
+                    t.node, "put", [objkey, raw, t.hint_for, allow_mult, durable], rpc_timeout_s
                 )
             )
-            fut.add_done_callback(functools.partial(on_reply, t.node))
+            fut.add_done_callback(functools.partial(on_reply, t))
+
+        def on_reply(t: Target, fut: asyncio.Future[Any]) -> None:
+            try:
+                reply = fut.result()
+            except Exception as e:
+                if t.primary and spares:  # even after answering: N copies, not W
+                    stand_in = Target(spares.pop(0), False, t.node)
+                    q.add_target(stand_in)  # before the failure, so the quorum waits for it
+                    send(stand_in)
+                settle(t.node, e, False)
+                return
+            settle(t.node, True, bool(reply and reply[0]))
+
+        for t in targets:
+            if t.node != self.node_id:
+                send(t)
         if durable:
             try:
                 await asyncio.wait_for(self.replica.store.sync_wal(), timeout_s)
@@ -414,8 +437,13 @@ class Coordinator:
         ]
         try:
             reply = await self.call(node, "coord_put", body, self._timeout_s(opts.timeout_ms) + 1.0)
+        except Unreachable:
+            raise
         except Exception as e:
-            raise self._fail("forward", f"coordinator {node} unreachable: {e}")
+            raise self._fail(
+                "forward",
+                f"coordinator {node} did not answer ({e}); the write may have been applied",
+            )
         status, payload = reply
         if status != 0:
             err = ServiceError(payload)

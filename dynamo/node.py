@@ -238,7 +238,7 @@ class Node:
 
     def _handle_buckets(self, body: Any, peer: str) -> list[bytes]:
         names: set[bytes] = set()
-        for b, _ in self.replica.keys():
+        for b, _ in self.replica.live_keys():
             names.add(b)
         return sorted(names)
 

@@ -204,6 +204,10 @@ class PutQuorum:
     def n(self) -> int:
         return len(self.targets)
 
+    def add_target(self, target: Target) -> None:
+        """A stand-in asked after a target failed (it may still make the quorum)."""
+        self.targets = (*self.targets, target)
+
     def add_result(self, node: str, result: bool | BaseException, durable: bool = False) -> None:
         """A replica's ack (``True``), or the error it failed with."""
         t = next(t for t in self.targets if t.node == node)

@@ -164,7 +164,7 @@ class Replica:
 
     # --- Listing ------------------------------------------------------------------------------
 
-    def keys(self, bucket: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def live_keys(self, bucket: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """(bucket, key) of every live primary object, optionally of one bucket."""
         for objkey, raw in self.store.scan():
             b, k = decode_bkey(objkey[8:])

@@ -28,7 +28,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 
@@ -48,6 +48,10 @@ class RpcError(Exception):
 
 class RemoteError(RpcError):
     """The peer's handler raised; ``message`` is its text."""
+
+
+class Unreachable(RpcError):
+    """No connection could be made: the request was certainly not delivered."""
 
 
 @dataclass(slots=True)
@@ -102,8 +106,7 @@ class Connection(asyncio.Protocol):
     # --- Transport events ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.rpc.connections.add(self)
         if self.dialer:
             self._send([HELLO, 0, "hello", self._hello_body()])
@@ -367,7 +370,7 @@ class Rpc:
         now = time.monotonic()
         retry_at, delay = self._backoff.get(addr, (0.0, 0.0))
         if now < retry_at:
-            raise RpcError(f"{addr} is unreachable (retrying in {retry_at - now:.2f}s)")
+            raise Unreachable(f"{addr} is unreachable (retrying in {retry_at - now:.2f}s)")
         host, _, port = addr.rpartition(":")
         loop = asyncio.get_running_loop()
         try:
@@ -386,7 +389,7 @@ class Rpc:
             self.stats.connect_failures += 1
             delay = min(self.config.backoff_max_s, max(self.config.backoff_min_s, delay * 2))
             self._backoff[addr] = (time.monotonic() + delay, delay)
-            raise RpcError(f"cannot connect to {addr}: {e}")
+            raise Unreachable(f"cannot connect to {addr}: {e}")
         self._backoff.pop(addr, None)
         return proto
 
@@ -416,7 +419,7 @@ class Rpc:
             conn = await asyncio.wait_for(self.connection(addr), timeout_s)
         except TimeoutError:
             self.stats.timeouts += 1
-            raise RpcError(f"connecting to {addr} timed out")
+            raise Unreachable(f"connecting to {addr} timed out")
         return await conn.call(method, body, max(0.001, deadline - time.monotonic()))
 
     def reset_backoff(self, addr: str) -> None:

@@ -46,7 +46,7 @@ async def test_call_round_trip_names_the_caller(server: tuple[Rpc, str]) -> None
 
 
 async def test_many_calls_in_flight_on_one_connection(server: tuple[Rpc, str]) -> None:
-    srv, addr = server
+    _, addr = server
     client = make("client")
     replies = await asyncio.gather(*(client.call(addr, "echo", i) for i in range(500)))
     assert [r["body"] for r in replies] == list(range(500))

@@ -40,8 +40,8 @@ def load_riak() -> Any:
         def namedtuple(*args: Any, verbose: bool = False, **kwargs: Any) -> Any:
             return original(*args, **kwargs)
 
-        namedtuple._dynamo_shim = True  # type: ignore[attr-defined]
-        collections.namedtuple = namedtuple  # type: ignore[assignment]
+        setattr(namedtuple, "_dynamo_shim", True)  # noqa: B010
+        setattr(collections, "namedtuple", namedtuple)  # noqa: B010
     import riak
 
     return riak

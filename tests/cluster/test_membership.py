@@ -1,0 +1,96 @@
+"""Membership with real processes: join through one seed, failure detection, props."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dynamo.localcluster import get_json, http, wait_for
+from tests.cluster.conftest import MakeCluster
+
+pytestmark = pytest.mark.cluster
+
+
+def test_five_nodes_one_seed_agree_then_detect_a_kill_and_a_restart(
+    make_cluster: MakeCluster,
+) -> None:
+    c = make_cluster(5, seed_all=False)
+    ring_hash = c.wait_converged(timeout_s=15)
+    for n in c.nodes:
+        stats = n.stats()
+        assert len(stats["ring_members"]) == 5
+        assert len(stats["connected_nodes"]) >= 1
+        ring = get_json(n.url + "/admin/ring")
+        assert abs(sum(ring["ownership"].values()) - 1.0) < 1e-6
+
+    victim = c[2]
+    victim.kill9()
+    c.wait_up_everywhere(victim, up=False, timeout_s=20)
+    # Down is an opinion: the ring keeps the node.
+    for n in c.running():
+        assert get_json(n.url + "/admin/ring")["ring_hash"] == ring_hash
+
+    c.start(victim)
+    c.wait_up_everywhere(victim, up=True, timeout_s=15)
+    assert c.wait_converged(timeout_s=15) == ring_hash
+    members = get_json(c[0].url + "/admin/members")["members"]
+    assert {m["node"] for m in members} == {f"n{i}" for i in range(1, 6)}
+
+
+def test_bucket_props_set_on_one_node_reach_every_node(make_cluster: MakeCluster) -> None:
+    c = make_cluster(3)
+    c.wait_converged()
+    body = json.dumps({"props": {"n_val": 2, "allow_mult": False}}).encode()
+    status, _, _ = http(
+        "PUT", c[1].url + "/buckets/shared/props", body, {"Content-Type": "application/json"}
+    )
+    assert status == 204
+
+    def everywhere() -> bool:
+        for n in c.nodes:
+            props = get_json(n.url + "/buckets/shared/props")["props"]
+            if (props["n_val"], props["allow_mult"]) != (2, False):
+                return False
+        return True
+
+    wait_for(everywhere, 10, "bucket props on every node")
+    # Last writer wins: a later reset on another node wins everywhere.
+    assert http("DELETE", c[2].url + "/buckets/shared/props")[0] == 204
+
+    def reset() -> bool:
+        return all(
+            get_json(n.url + "/buckets/shared/props")["props"]["n_val"] == 3 for n in c.nodes
+        )
+
+    wait_for(reset, 10, "the reset on every node")
+
+
+def test_preflist_and_cli_views(make_cluster: MakeCluster) -> None:
+    c = make_cluster(3)
+    c.wait_converged()
+    pl = get_json(c[0].url + "/admin/preflist/b/k")
+    assert len(pl["primaries"]) == 3
+    assert pl["fallbacks"] == []
+    assert isinstance(pl["position"], int)
+    assert get_json(c[1].url + "/admin/preflist/b/k")["primaries"] == pl["primaries"]
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "dynamo.cli", "members", "--url", c[0].url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    for n in c.nodes:
+        assert n.node_id in out
+    out = subprocess.run(
+        [sys.executable, "-m", "dynamo.cli", "ring", "--url", c[0].url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "3 members" in out

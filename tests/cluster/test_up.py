@@ -1,0 +1,83 @@
+"""``dynamo up``: a local cluster in one command; Ctrl-C stops every node cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dynamo.localcluster import free_ports, get_json, http, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+def _consecutive_free(n: int) -> int:
+    """A base port with ``n`` free ports above it (and 1000 above that for peers)."""
+
+    def try_base() -> int | None:
+        base = free_ports(1)[0]
+        if base + 1000 + n > 65535:
+            return None
+        import socket
+
+        socks = []
+        try:
+            for p in [*range(base, base + n), *range(base + 1000, base + 1000 + n)]:
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+        except OSError:
+            return None
+        finally:
+            for s in socks:
+                s.close()
+        return base
+
+    return wait_for(try_base, 10, "a free port range", interval_s=0.01)
+
+
+def test_up_starts_a_cluster_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    base = _consecutive_free(3)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dynamo.cli",
+            "up",
+            "--nodes",
+            "3",
+            "--base-http-port",
+            str(base),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    urls = [f"http://127.0.0.1:{base + i}" for i in range(3)]
+    try:
+
+        def converged() -> bool:
+            hashes = {get_json(u + "/admin/ring", timeout=2)["ring_hash"] for u in urls}
+            sizes = {len(get_json(u + "/admin/ring", timeout=2)["members"]) for u in urls}
+            return len(hashes) == 1 and sizes == {3}
+
+        wait_for(converged, 30, "the three nodes of dynamo up to agree")
+        status, _, _ = http(
+            "PUT", urls[0] + "/buckets/b/keys/k?w=all", b"v", {"Content-Type": "text/plain"}
+        )
+        assert status == 204
+        assert http("GET", urls[2] + "/buckets/b/keys/k?r=all")[2] == b"v"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    text = out.decode(errors="replace")
+    assert "all nodes stopped" in text
+    assert text.count("stopped") >= 3  # each node logged its clean stop
+    for u in urls:
+        with pytest.raises(ConnectionRefusedError):
+            http("GET", u + "/ping", timeout=1)
