@@ -125,7 +125,7 @@ async def _serve(cfg: config_mod.NodeConfig) -> int:
         await node.stop()
         return 2
     waiter = asyncio.create_task(stop.wait())
-    stopped = asyncio.create_task(node.stopped.wait())
+    stopped = asyncio.create_task(node.exit_requested.wait())
     await asyncio.wait({waiter, stopped}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
     stopped.cancel()

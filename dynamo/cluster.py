@@ -286,6 +286,14 @@ class Cluster:
                 best = max(best, float(v[0]))
         return best
 
+    def n_vals(self) -> list[int]:
+        """Every n_val in use: the default and those buckets set."""
+        ns = {self._default_props.n_val}
+        for name, (_, props) in self._overrides.items():
+            if props is not None:
+                ns.add(self.bucket_props(name.encode()).n_val)
+        return sorted(ns)
+
     def default_props(self) -> BucketProps:
         return self._default_props
 

@@ -49,9 +49,9 @@ class NodeConfig:
     aae_interval_s: float = 1.0  # anti-entropy round pace while there is a backlog
     aae_quiet_interval_s: float = 5.0  # pace when a round found nothing new: quiet cost
     aae_round_bytes: int = 4 * MIB  # objects per anti-entropy round, in bytes
-    tombstone_grace_s: float = (
-        3600.0  # tombstones are reaped this long after every primary has them
-    )
+    tombstone_grace_s: float = 3600.0  # tombstones live this long once every primary has them
+    reaped_marker_ttl_s: float = 7 * 86400.0  # a reaped key ignores older copies this long
+    maintenance_interval_s: float = 5.0  # pace of reaping and cleanup checks
     max_concurrent_requests: int = 1024  # beyond it, 503 with Retry-After rather than a queue
     max_siblings: int = 100  # writes that would exceed it are refused with 409-ish 503
     sibling_warning: int = 25  # log a warning when a key reaches this many siblings
@@ -101,6 +101,10 @@ class NodeConfig:
         ):
             if not getattr(self, name) > 0:
                 raise bad(name, "must be above 0 seconds")
+        if self.maintenance_interval_s <= 0:
+            raise bad("maintenance_interval_s", "must be above 0 seconds")
+        if self.reaped_marker_ttl_s < self.tombstone_grace_s:
+            raise bad("reaped_marker_ttl_s", "must be at least tombstone_grace_s")
         if self.tombstone_grace_s < 0:
             raise bad("tombstone_grace_s", "must be 0 or more seconds")
         if self.phi_threshold <= 0:

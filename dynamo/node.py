@@ -17,13 +17,14 @@ from dynamo import object as objects
 from dynamo.cluster import Cluster
 from dynamo.config import NodeConfig
 from dynamo.coordinator import Coordinator, object_key
+from dynamo.listing import Listing
 from dynamo.metrics import Metrics
+from dynamo.ownership import Ownership
 from dynamo.replica import Replica
 from dynamo.rpc import Rpc, RpcConfig, RpcError
 from dynamo.stats import NodeStats
 from dynamo.storage import Store, StoreConfig
 from gossip.membership import LEAVING, LEFT
-from handoff.delivery import Batch, HintDeliveryService
 from http_api.errors import BadRequest, Unavailable
 from http_api.server import make_app
 from http_api.types import (
@@ -34,11 +35,8 @@ from http_api.types import (
     GetOptions,
     PutOptions,
 )
-from ring.position import decode_bkey
 
 log = logging.getLogger(__name__)
-
-KEYS_PAGE = 1000
 
 
 class Node:
@@ -75,16 +73,11 @@ class Node:
             max_siblings=config.max_siblings,
             sibling_warning=config.sibling_warning,
         )
-        self.hints = HintDeliveryService(
-            self.db,
-            self._deliver_hints,
-            self.cluster.is_up,
-            batch=config.handoff_batch,
-            rate_per_s=config.handoff_rate_per_s,
-            interval_s=config.handoff_interval_s,
-        )
+        self.ownership = Ownership(config, self.db, self.replica, self.cluster, self._call)
+        self.listing = Listing(config.node_id, self.replica, self.cluster, self._call)
         self.metrics_registry = Metrics(self)
         self.stopped = asyncio.Event()
+        self.exit_requested = asyncio.Event()  # the node wants its process to stop (it left)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._register()
@@ -96,9 +89,8 @@ class Node:
         r("get", self.coordinator.handle_get)
         r("put", self.coordinator.handle_put)
         r("coord_put", self.coordinator.handle_coord_put)
-        r("keys", self._handle_keys)
-        r("buckets", self._handle_buckets)
-        r("handoff", self._handle_handoff)
+        self.listing.register(r)
+        self.ownership.register(r)
         self.cluster.register()
 
     async def _call(self, node: str, method: str, body: Any, timeout_s: float) -> Any:
@@ -116,7 +108,10 @@ class Node:
         site = web.TCPSite(self._runner, cfg.http_bind, cfg.http_port, reuse_address=True)
         await site.start()
         await self.cluster.start()
-        self._tasks.append(asyncio.create_task(self.hints.run(), name="handoff"))
+        for aw in self.ownership.tasks():
+            self._tasks.append(asyncio.ensure_future(aw))
+        if self.cluster.status == LEAVING:  # a leave interrupted by a restart goes on
+            self._tasks.append(asyncio.create_task(self._finish_leave(), name="leave"))
         log.info(
             "node %s up: http %s:%d, peers %s, data %s (incarnation %s)",
             self.node_id,
@@ -134,13 +129,15 @@ class Node:
         log.info("node %s stopping", self.node_id)
         if self._runner is not None:
             await self._runner.cleanup()
-        for t in self._tasks:
+        me = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not me]
+        for t in tasks:
             t.cancel()
         await self.cluster.stop()
         bg = list(self.coordinator.background)
         for t in bg:
             t.cancel()
-        await asyncio.gather(*self._tasks, *bg, return_exceptions=True)
+        await asyncio.gather(*tasks, *bg, return_exceptions=True)
         await self.rpc.close()
         self.db.close()
         self.stopped.set()
@@ -169,78 +166,16 @@ class Node:
     ) -> bool:
         return await self.coordinator.delete(bucket, key, context, opts)
 
-    def _owners_for_listing(self) -> list[str]:
-        return [n for n in self.cluster.ring.members if self.cluster.is_up(n)]
-
     async def list_keys(self, bucket: bytes, timeout_ms: int | None) -> AsyncIterator[list[bytes]]:
-        """Each up node lists the keys for which it is the first up primary: a coverage
-        plan, so no key is listed twice and no set of keys is held in memory."""
-        down = sorted(self.cluster.down())
-        timeout_s = (timeout_ms or self.config.request_timeout_ms) / 1000
-        for node in self._owners_for_listing():
-            after = b""
-            while True:
-                try:
-                    page, after = await self._keys_page(node, bucket, after, down, timeout_s)
-                except RpcError as e:
-                    raise Unavailable(f"listing keys: node {node} did not answer ({e}); retry")
-                if page:
-                    yield page
-                if not after:
-                    break
-
-    async def _keys_page(
-        self, node: str, bucket: bytes, after: bytes, down: list[str], timeout_s: float
-    ) -> tuple[list[bytes], bytes]:
-        if node == self.node_id:
-            return self._handle_keys([bucket, after, down], self.node_id)
-        page, nxt = await self._call(node, "keys", [bucket, after, down], timeout_s)
-        return list(page), nxt
-
-    def _handle_keys(self, body: Any, peer: str) -> tuple[list[bytes], bytes]:
-        bucket, after, down = body
-        down_set = frozenset(down)
-        ring = self.cluster.ring
-        out: list[bytes] = []
-        last = b""
-        for objkey, raw in self.db.scan(after + b"\x00" if after else b""):
-            last = objkey
-            b, k = decode_bkey(objkey[8:])
-            if b != bucket:
-                continue
-            props = self.cluster.bucket_props(b)
-            pos = int.from_bytes(objkey[:8], "big")
-            first = next((n for n in ring.primaries(pos, props.n_val) if n not in down_set), None)
-            if first != self.node_id:
-                continue
-            if objects.is_tombstone(objects.decode(raw)[0]):
-                continue
-            out.append(k)
-            if len(out) >= KEYS_PAGE:
-                return out, last
-        return out, b""
+        async for page in self.listing.keys(bucket, self._timeout_s(timeout_ms)):
+            yield page
 
     async def list_buckets(self, timeout_ms: int | None) -> AsyncIterator[list[bytes]]:
-        timeout_s = (timeout_ms or self.config.request_timeout_ms) / 1000
-        seen: set[bytes] = set()
-        for node in self._owners_for_listing():
-            try:
-                if node == self.node_id:
-                    names = self._handle_buckets(None, node)
-                else:
-                    names = await self._call(node, "buckets", None, timeout_s)
-            except RpcError as e:
-                raise Unavailable(f"listing buckets: node {node} did not answer ({e}); retry")
-            new = [b for b in names if b not in seen]
-            seen.update(new)
-            if new:
-                yield new
+        async for page in self.listing.buckets(self._timeout_s(timeout_ms)):
+            yield page
 
-    def _handle_buckets(self, body: Any, peer: str) -> list[bytes]:
-        names: set[bytes] = set()
-        for b, _ in self.replica.live_keys():
-            names.add(b)
-        return sorted(names)
+    def _timeout_s(self, timeout_ms: int | None) -> float:
+        return (timeout_ms or self.config.request_timeout_ms) / 1000
 
     def bucket_props(self, bucket: bytes) -> BucketProps:
         return self.cluster.bucket_props(bucket)
@@ -274,7 +209,6 @@ class Node:
             connected_nodes=sorted(self.rpc.connected_nodes()),
             cluster_status=self.cluster.status,
             hints_pending=sum(pending.values()),
-            hints_delivered_total=self.hints.stats.delivered,
             node_uptime_s=round(now - self.started_at),
             storage_seq=self.db.seq,
             rpc_calls_total=self.rpc.stats.calls,
@@ -283,6 +217,7 @@ class Node:
             gossip_rounds_total=self.cluster.gossip.rounds,
             effective_n_val_warning=len(ring) < self.cluster.default_props().n_val,
         )
+        out.update(self.ownership.stats())
         return out
 
     # --- AdminService -------------------------------------------------------------------------
@@ -297,13 +232,10 @@ class Node:
         return self.cluster.preflist_json(bucket, key)
 
     def handoff(self) -> dict[str, Any]:
-        return {
-            "hints_pending": self.db.hint_counts(),
-            "transfers": [{"kind": "hinted", "target": t} for t in sorted(self.hints.active)],
-        }
+        return {"hints_pending": self.db.hint_counts(), "transfers": self.ownership.transfers()}
 
     def aae(self) -> dict[str, Any]:
-        return {"peers": {}}
+        return self.ownership.aae_status()
 
     async def join(self, seed: str) -> dict[str, Any]:
         ok = await self.cluster.join(seed)
@@ -319,32 +251,12 @@ class Node:
         return {"node": self.node_id, "status": LEAVING}
 
     async def _finish_leave(self) -> None:
-        log.warning(
-            "node %s leaving: its data is not transferred yet; the remaining replicas keep it",
-            self.node_id,
-        )
+        log.info("node %s leaving: handing its data over", self.node_id)
+        await self.ownership.leave()
         self.cluster.set_status(LEFT)
         await self.cluster.spread()
-        await self.stop()
+        log.info("node %s left the cluster", self.node_id)
+        self.exit_requested.set()
 
     def metrics(self) -> bytes:
         return self.metrics_registry.render()
-
-    # --- Handoff ------------------------------------------------------------------------------
-
-    async def _deliver_hints(self, target: str, batch: Batch) -> None:
-        await self._call(target, "handoff", batch, self.config.rpc_timeout_ms / 1000)
-        self.counters.hints_delivered_total += len(batch)
-
-    async def _handle_handoff(self, body: Any, peer: str) -> int:
-        changed = 0
-        for objkey, raw in body:
-            incoming, _ = objects.decode(raw)
-            bucket = decode_bkey(objkey[8:])[0]
-            _, c = self.replica.write(
-                objkey, incoming, None, self.cluster.bucket_props(bucket).allow_mult
-            )
-            changed += c
-        if changed:
-            await self.db.sync_wal()
-        return changed

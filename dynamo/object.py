@@ -125,6 +125,28 @@ def is_tombstone(obj: Obj) -> bool:
     return bool(vals) and all(c.deleted for c in vals)
 
 
+# --- Reaped markers ----------------------------------------------------------------------------
+
+
+def encode_marker(obj: Obj, reaped_at_s: float) -> bytes:
+    """What stays of a reaped tombstone: its causal history and when it was reaped."""
+    out: bytes = msgpack.packb(
+        [[[a, n] for a, n in dvvset.join(obj)], reaped_at_s], use_bin_type=True
+    )
+    return out
+
+
+def decode_marker(data: bytes) -> tuple[VersionVector, float]:
+    vv, at = msgpack.unpackb(data, raw=False, use_list=True)
+    return tuple((str(a), int(n)) for a, n in vv), float(at)
+
+
+def marker_history(data: bytes) -> Obj:
+    """A marker as a clock with the history and no values."""
+    vv, _ = decode_marker(data)
+    return Clock(tuple((a, n, ()) for a, n in vv), ())
+
+
 # --- Contexts and vtags -------------------------------------------------------------------------
 
 

@@ -108,27 +108,54 @@ class Replica:
 
     # --- Writes -------------------------------------------------------------------------------
 
+    def _primary(self, objkey: bytes) -> tuple[Obj | None, int | None, bool]:
+        """Our primary copy and its seq; without one, the history of a reaped
+        tombstone (a clock with no values) if the key was reaped. The flag says
+        whether that marker is in use."""
+        got = self.store.get(objkey)
+        if got is not None:
+            return got[0], got[1], False
+        marker = self.store.marker(objkey)
+        if marker is None:
+            return None, None, False
+        return objects.marker_history(marker), None, True
+
+    def _store(
+        self, objkey: bytes, new: Obj, local: Obj | None, seq: int | None, marked: bool
+    ) -> None:
+        self.store.put(
+            objkey,
+            new,
+            seq,
+            tombstone=objects.is_tombstone(new),
+            was_tombstone=local is not None and objects.is_tombstone(local),
+            clear_marker=marked,
+        )
+
     def write(
         self, objkey: bytes, incoming: Obj, hint_for: str | None, allow_mult: bool
     ) -> tuple[Obj, bool]:
-        """Merge a replica's copy into ours; returns (our copy, whether it changed)."""
+        """Merge a replica's copy into ours; returns (our copy, whether it changed).
+
+        A copy of a reaped key whose every value the reaped tombstone had
+        superseded changes nothing: it cannot bring the key back.
+        """
         self.puts += 1
         if hint_for is not None:
-            local = self.store.get_hint(hint_for, objkey)
-            merged = incoming if local is None else objects.merge(local, incoming, allow_mult)
-            if local is not None and merged == local:
-                return local, False
+            hint = self.store.get_hint(hint_for, objkey)
+            merged = incoming if hint is None else objects.merge(hint, incoming, allow_mult)
+            if hint is not None and merged == hint:
+                return hint, False
             self.store.put_hint(hint_for, objkey, merged)
             return merged, True
-        got = self.store.get(objkey)
-        if got is None:
-            self.store.put(objkey, incoming, None)
+        local, seq, marked = self._primary(objkey)
+        if local is None:
+            self._store(objkey, incoming, None, None, False)
             return incoming, True
-        local, seq = got
         merged = objects.merge(local, incoming, allow_mult)
-        if merged == local:
+        if merged == local or (marked and dvvset.size(merged) == 0):
             return local, False
-        self.store.put(objkey, merged, seq)
+        self._store(objkey, merged, None if marked else local, seq, marked)
         return merged, True
 
     def coordinate(
@@ -143,12 +170,12 @@ class Replica:
     ) -> Obj:
         """Stamp a client's write with a new dot, merge it into our copy, store it."""
         self.puts += 1
+        marked = False
         if hint_for is not None:
-            local = self.store.get_hint(hint_for, objkey)
+            local: Obj | None = self.store.get_hint(hint_for, objkey)
             seq = None
         else:
-            got = self.store.get(objkey)
-            local, seq = (None, None) if got is None else got
+            local, seq, marked = self._primary(objkey)
         if last_write_wins and local is not None:
             context = dvvset.join(local)  # the new value supersedes everything, unread
         # A hint copy is not where this node's actors keep their history: fresh epoch.
@@ -159,7 +186,7 @@ class Replica:
         if hint_for is not None:
             self.store.put_hint(hint_for, objkey, new)
         else:
-            self.store.put(objkey, new, seq)
+            self._store(objkey, new, None if marked else local, seq, marked)
         return new
 
     # --- Listing ------------------------------------------------------------------------------

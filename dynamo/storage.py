@@ -51,6 +51,8 @@ FAMILIES = (CF_OBJECTS, CF_LOG, CF_HINTS, CF_META)
 META_NODE_ID = b"node_id"
 META_INCARNATION = b"incarnation"
 META_SEQ_FLOOR = b"seq_floor"
+TOMB_PREFIX = b"tomb/"  # + objects key -> seq: tombstones the reaper walks
+REAPED_PREFIX = b"reaped/"  # + objects key -> marker: the history of a reaped tombstone
 
 _U64 = struct.Struct(">Q")
 
@@ -182,39 +184,87 @@ class Store:
         raw = self.get_raw(objkey)
         return None if raw is None else objects.decode(raw)
 
-    def put(self, objkey: bytes, obj: Obj, old_seq: int | None) -> int:
-        """Store ``obj`` as the key's new version; returns its new seq."""
+    def put(
+        self,
+        objkey: bytes,
+        obj: Obj,
+        old_seq: int | None,
+        *,
+        tombstone: bool = False,
+        was_tombstone: bool = False,
+        clear_marker: bool = False,
+    ) -> int:
+        """Store ``obj`` as the key's new version in one batch; returns its new seq.
+
+        ``tombstone`` and ``was_tombstone`` keep the index of tombstones the reaper
+        walks; ``clear_marker`` drops the key's reaped marker (its history now lives
+        in ``obj``).
+        """
         seq = self.seq + 1
         wb = WriteBatch(raw_mode=True)
         wb.put(objkey, objects.encode(obj, seq), self._h[CF_OBJECTS])
         wb.put(u64(seq), objkey, self._h[CF_LOG])
         if old_seq:
             wb.delete(u64(old_seq), self._h[CF_LOG])
+        if tombstone:
+            wb.put(TOMB_PREFIX + objkey, u64(seq), self._h[CF_META])
+        elif was_tombstone:
+            wb.delete(TOMB_PREFIX + objkey, self._h[CF_META])
+        if clear_marker:
+            wb.delete(REAPED_PREFIX + objkey, self._h[CF_META])
         self._write(wb)
         self.seq = seq
         return seq
 
-    def reap(self, objkey: bytes, expected_seq: int) -> bool:
-        """Delete an object for good if it is still at ``expected_seq``."""
+    def reap(self, objkey: bytes, expected_seq: int, marker: bytes) -> bool:
+        """Delete a tombstone for good if it is still at ``expected_seq``, leaving
+        ``marker`` (its causal history) so a late copy cannot bring it back."""
         cur = self.get(objkey)
         if cur is None or cur[1] != expected_seq:
             return False
         wb = WriteBatch(raw_mode=True)
         wb.delete(objkey, self._h[CF_OBJECTS])
         wb.delete(u64(expected_seq), self._h[CF_LOG])
+        wb.delete(TOMB_PREFIX + objkey, self._h[CF_META])
+        wb.put(REAPED_PREFIX + objkey, marker, self._h[CF_META])
         wb.put(META_SEQ_FLOOR, u64(self.seq), self._h[CF_META])
         self._write(wb)
         return True
 
-    def drop(self, objkey: bytes) -> None:
-        """Remove a key this node no longer replicates (its log entry too)."""
+    def drop(self, objkey: bytes, expected_seq: int) -> bool:
+        """Remove a key this node no longer replicates, if still at ``expected_seq``."""
         cur = self.get(objkey)
-        if cur is None:
-            return
+        if cur is None or cur[1] != expected_seq:
+            return False
         wb = WriteBatch(raw_mode=True)
         wb.delete(objkey, self._h[CF_OBJECTS])
         wb.delete(u64(cur[1]), self._h[CF_LOG])
+        wb.delete(TOMB_PREFIX + objkey, self._h[CF_META])
         wb.put(META_SEQ_FLOOR, u64(self.seq), self._h[CF_META])
+        self._write(wb)
+        return True
+
+    def marker(self, objkey: bytes) -> bytes | None:
+        """The reaped marker of a key, if its tombstone was reaped."""
+        v: bytes | None = self._cf[CF_META].get(REAPED_PREFIX + objkey)
+        return v
+
+    def meta_scan(self, prefix: bytes, after: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` meta entries under ``prefix`` with a suffix above ``after``."""
+        it = self._cf[CF_META].iter(ReadOptions())
+        it.seek(prefix + after + (b"\x00" if after else b""))
+        out: list[tuple[bytes, bytes]] = []
+        while it.valid() and len(out) < limit:
+            k = it.key()
+            if not k.startswith(prefix):
+                break
+            out.append((k[len(prefix) :], it.value()))
+            it.next()
+        return out
+
+    def delete_meta(self, name: bytes) -> None:
+        wb = WriteBatch(raw_mode=True)
+        wb.delete(name, self._h[CF_META])
         self._write(wb)
 
     def scan(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:

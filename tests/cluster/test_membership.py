@@ -94,3 +94,19 @@ def test_preflist_and_cli_views(make_cluster: MakeCluster) -> None:
         check=True,
     ).stdout
     assert "3 members" in out
+
+
+def test_a_seed_down_at_start_is_retried_while_http_serves(make_cluster: MakeCluster) -> None:
+    c = make_cluster(2, seed_all=False, start=False)
+    first, second = c.nodes
+    c.start(second)  # its only seed, the first node, is not running yet
+    assert second.ping()
+    status, _, body = http("GET", second.url + "/buckets/b/keys/k")
+    assert status == 503  # no ring yet: it says so rather than answering wrongly
+    assert b"unsatisfied" in body
+    c.start(first)
+    c.wait_converged(timeout_s=20)
+    status, _, _ = http(
+        "PUT", second.url + "/buckets/b/keys/k?w=all", b"v", {"Content-Type": "text/plain"}
+    )
+    assert status == 204

@@ -1,0 +1,134 @@
+"""The asyncio shell of anti-entropy: rounds with every peer, paced by what they find.
+
+A round pulls one bounded batch from a peer. While a peer has a backlog the
+next round with it follows at once; once it has nothing new, the peer is
+asked again only every ``quiet_interval_s``, so a quiet cluster costs one
+small exchange per peer every few seconds whatever it stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from gossip.antientropy import (
+    AntiEntropy,
+    AntiEntropyError,
+    Entry,
+    PullReply,
+    reply_from_wire,
+    reply_to_wire,
+    request_from_wire,
+    request_to_wire,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ReplicaLog(Protocol):
+    """This node's log and objects, as anti-entropy reads them."""
+
+    @property
+    def seq(self) -> int: ...
+
+    def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]: ...
+
+    def get_raw(self, objkey: bytes) -> bytes | None: ...
+
+
+Call = Callable[[str, str, Any], Awaitable[Any]]  # (peer, method, body) -> reply
+Apply = Callable[[tuple[Entry, ...]], Awaitable[int]]  # merge entries; returns how many changed
+Persist = Callable[[str, str, str, int], None]  # (peer, incarnation, spec hash, watermark)
+
+
+class AntiEntropyService:
+    def __init__(
+        self,
+        core: AntiEntropy,
+        replica_log: ReplicaLog,
+        *,
+        peers: Callable[[], list[str]],
+        spec: Callable[[], dict[int, list[tuple[int, int]]]],
+        n_val_of: Callable[[bytes], int],
+        call: Call,
+        apply: Apply,
+        persist: Persist,
+        interval_s: float = 1.0,
+        quiet_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.core = core
+        self.replica_log = replica_log
+        self.peers = peers
+        self.spec = spec
+        self.n_val_of = n_val_of
+        self.call = call
+        self.apply = apply
+        self.persist = persist
+        self.interval_s = interval_s
+        self.quiet_interval_s = quiet_interval_s
+        self.clock = clock
+        self.due: dict[str, float] = {}
+        self.rounds = 0
+        self.failed_rounds = 0
+        self.changed = 0
+        self.wake = asyncio.Event()
+
+    def poke(self) -> None:
+        """Run rounds with every peer now (e.g. the ring changed)."""
+        self.due.clear()
+        self.wake.set()
+
+    async def run(self) -> None:
+        while True:
+            now = self.clock()
+            peers = self.peers()
+            for peer in peers:
+                if self.due.get(peer, 0.0) <= now:
+                    complete = await self.round(peer)
+                    # backlog: come back at once (after the other peers); caught up: rest
+                    delay = self.quiet_interval_s if complete else 0.0
+                    self.due[peer] = self.clock() + delay
+            pending = [self.due.get(p, 0.0) for p in peers]
+            wait = min(pending, default=now + self.interval_s) - self.clock()
+            if wait > 0:
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), min(wait, self.interval_s))
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(0)
+
+    async def round(self, peer: str) -> bool:
+        """One pull from ``peer``; returns whether we are caught up with it."""
+        self.rounds += 1
+        request = self.core.pull_request(peer, self.spec())
+        try:
+            raw = await self.call(peer, "aae_pull", request_to_wire(request))
+            reply: PullReply = reply_from_wire(raw)
+        except AntiEntropyError as e:
+            self.failed_rounds += 1
+            log.warning("anti-entropy with %s: bad reply (%s)", peer, e)
+            return False
+        except Exception as e:
+            self.failed_rounds += 1
+            log.debug("anti-entropy with %s failed: %s", peer, e)
+            return True  # rest before trying a failing peer again
+        if reply.entries:
+            self.changed += await self.apply(reply.entries)
+        moved = self.core.accept(peer, request, reply)
+        if moved is not None:
+            self.persist(peer, *moved)
+        return reply.complete
+
+    def handle_pull(self, body: Any, peer: str = "") -> Any:
+        request = request_from_wire(body)
+        head = self.replica_log.seq
+        reply = self.core.serve(
+            request, head, self.replica_log.log_after, self.replica_log.get_raw, self.n_val_of
+        )
+        return reply_to_wire(reply)

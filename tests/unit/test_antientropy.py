@@ -1,0 +1,205 @@
+"""Anti-entropy bookkeeping over in-memory logs: watermarks, resync, bounds, proofs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gossip.antientropy import (
+    AntiEntropy,
+    PullReply,
+    in_ranges,
+    reply_from_wire,
+    reply_to_wire,
+    request_from_wire,
+    request_to_wire,
+    spec_hash,
+)
+
+EVERYTHING = {3: [(-1, 2**64 - 1)]}
+
+
+@dataclass
+class MemLog:
+    """A replica log: one entry per key, its latest change."""
+
+    objects: dict[bytes, bytes] = field(default_factory=dict)
+    seq_of: dict[bytes, int] = field(default_factory=dict)
+    seq: int = 0
+
+    def write(self, pos: int, name: str, value: bytes) -> bytes:
+        objkey = pos.to_bytes(8, "big") + name.encode()
+        self.seq += 1
+        self.objects[objkey] = value
+        self.seq_of[objkey] = self.seq
+        return objkey
+
+    def log_after(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        entries = sorted((s, k) for k, s in self.seq_of.items() if s > after)
+        return entries[:limit]
+
+    def get_raw(self, objkey: bytes) -> bytes | None:
+        return self.objects.get(objkey)
+
+
+def three(_: bytes) -> int:
+    return 3
+
+
+def pull(
+    a: AntiEntropy,
+    b: AntiEntropy,
+    b_log: MemLog,
+    spec: dict[int, list[tuple[int, int]]],
+    applied: dict[bytes, bytes],
+) -> PullReply:
+    """One round: a pulls from b, applies, accepts."""
+    req = a.pull_request("b", spec)
+    req = request_from_wire(request_to_wire(req))  # through the wire form
+    reply = reply_from_wire(
+        reply_to_wire(b.serve(req, b_log.seq, b_log.log_after, b_log.get_raw, three))
+    )
+    applied.update(reply.entries)
+    a.accept("b", req, reply)
+    return reply
+
+
+def test_pull_until_caught_up_then_rounds_are_empty() -> None:
+    a, b = AntiEntropy("a", "inc-a", scan_limit=10), AntiEntropy("b", "inc-b", scan_limit=10)
+    log = MemLog()
+    for i in range(35):
+        log.write(i * 1000, f"k{i}", b"v%d" % i)
+    got: dict[bytes, bytes] = {}
+    rounds = 0
+    while True:
+        rounds += 1
+        r = pull(a, b, log, EVERYTHING, got)
+        if r.complete:
+            break
+    assert rounds == 4
+    assert got == log.objects
+    assert a.progress("b").watermark == 35
+    assert a.progress("b").lag == 0
+    quiet = pull(a, b, log, EVERYTHING, got)
+    assert quiet.entries == ()
+    assert quiet.complete
+
+
+def test_only_changes_after_the_watermark_are_sent() -> None:
+    a, b = AntiEntropy("a", "ia"), AntiEntropy("b", "ib")
+    log = MemLog()
+    for i in range(100):
+        log.write(i, f"k{i}", b"x")
+    got: dict[bytes, bytes] = {}
+    pull(a, b, log, EVERYTHING, got)
+    log.write(5, "k5", b"new")
+    got.clear()
+    r = pull(a, b, log, EVERYTHING, got)
+    assert list(got.values()) == [b"new"]
+    assert r.next_after == 101
+
+
+def test_only_the_requesters_ranges_are_sent() -> None:
+    a, b = AntiEntropy("a", "ia"), AntiEntropy("b", "ib")
+    log = MemLog()
+    inside = log.write(50, "in", b"x")
+    log.write(500, "out", b"y")
+    got: dict[bytes, bytes] = {}
+    pull(a, b, log, {3: [(0, 100)]}, got)
+    assert list(got) == [inside]
+    assert a.progress("b").watermark == 2  # the skipped entry is passed too
+
+
+def test_a_spec_change_restarts_from_zero_to_fill_new_ranges() -> None:
+    a, b = AntiEntropy("a", "ia"), AntiEntropy("b", "ib")
+    log = MemLog()
+    log.write(50, "in", b"x")
+    later = log.write(500, "later-ours", b"y")
+    got: dict[bytes, bytes] = {}
+    pull(a, b, log, {3: [(0, 100)]}, got)
+    got.clear()
+    pull(a, b, log, {3: [(0, 1000)]}, got)  # we gained (100, 1000]
+    assert later in got
+
+
+def test_a_wiped_peer_is_read_from_zero_not_trusted() -> None:
+    a, b = AntiEntropy("a", "ia"), AntiEntropy("b", "ib-1")
+    log = MemLog()
+    for i in range(10):
+        log.write(i, f"k{i}", b"old")
+    got: dict[bytes, bytes] = {}
+    pull(a, b, log, EVERYTHING, got)
+    assert a.progress("b").watermark == 10
+    # b is wiped: new incarnation, a fresh log with fewer entries
+    b2, log2 = AntiEntropy("b", "ib-2"), MemLog()
+    log2.write(3, "fresh", b"new")
+    got.clear()
+    r = pull(a, b2, log2, EVERYTHING, got)
+    assert list(got.values()) == [b"new"]
+    assert a.progress("b").incarnation == "ib-2"
+    assert a.progress("b").watermark == r.next_after == 1
+
+
+def test_round_bytes_are_bounded() -> None:
+    a, b = AntiEntropy("a", "ia", max_round_bytes=10_000), AntiEntropy("b", "ib")
+    log = MemLog()
+    for i in range(50):
+        log.write(i, f"k{i}", b"x" * 1000)
+    got: dict[bytes, bytes] = {}
+    r = pull(a, b, log, EVERYTHING, got)
+    assert 1 <= len(r.entries) <= 10
+    assert not r.complete
+
+
+def test_proofs_come_from_the_peers_requests() -> None:
+    a, b = AntiEntropy("a", "ia"), AntiEntropy("b", "ib")
+    b_log = MemLog()
+    k = b_log.write(42, "k", b"tomb")
+    seq = b_log.seq_of[k]
+    assert not b.peer_has("a", 3, 42, seq)
+    got: dict[bytes, bytes] = {}
+    pull(a, b, b_log, EVERYTHING, got)  # a applied it; b learns that on a's next request
+    assert not b.peer_has("a", 3, 42, seq)
+    pull(a, b, b_log, EVERYTHING, got)
+    assert b.peer_has("a", 3, 42, seq)
+    assert not b.peer_has("a", 5, 42, seq)  # another n_val: other ranges
+    assert b.all_have(["a"], 3, 42, seq)
+    assert not b.all_have(["a", "c"], 3, 42, seq)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 30)), min_size=1, max_size=120),
+    st.integers(1, 25),
+    st.integers(200, 5000),
+)
+def test_any_interleaving_of_writes_and_rounds_converges(
+    writes: list[tuple[int, int]], scan_limit: int, budget: int
+) -> None:
+    """Writes and rounds interleaved: once rounds run to completion, a holds b's latest."""
+    a = AntiEntropy("a", "ia", max_round_bytes=budget, scan_limit=scan_limit)
+    b = AntiEntropy("b", "ib", scan_limit=scan_limit)
+    log = MemLog()
+    got: dict[bytes, bytes] = {}
+    for n, (pos, name) in enumerate(writes):
+        log.write(pos, f"k{name}", b"v%d" % n)
+        if n % 7 == 0:
+            pull(a, b, log, EVERYTHING, got)
+    for _ in range(10_000):
+        if pull(a, b, log, EVERYTHING, got).complete:
+            break
+    assert got == log.objects
+
+
+def test_ranges_and_spec_hash() -> None:
+    ranges = [(-1, 10), (20, 30), (100, 2**64 - 1)]
+    assert in_ranges(ranges, 0)
+    assert in_ranges(ranges, 10)
+    assert not in_ranges(ranges, 11)
+    assert not in_ranges(ranges, 20)
+    assert in_ranges(ranges, 25)
+    assert in_ranges(ranges, 2**64 - 1)
+    assert spec_hash({3: ranges}) == spec_hash({3: list(ranges)})
+    assert spec_hash({3: ranges}) != spec_hash({2: ranges})
