@@ -183,10 +183,13 @@ def test_leave_under_load_hands_everything_over(make_cluster: MakeCluster) -> No
     acked = writer.finish() | set(base)
     assert readable_everywhere(c[0], "leave", acked) == []
     # n_val 3 on three nodes: every key on every remaining node.
+    keys = sorted(acked)
     for n in stayers:
-        wait_for(
-            lambda n=n: not holds_all(n, "leave", sorted(acked)), 60, f"every key on {n.node_id}"
-        )
+
+        def complete(n: NodeProcess = n) -> bool:
+            return not holds_all(n, "leave", keys)
+
+        wait_for(complete, 60, f"every key on {n.node_id}")
 
 
 def test_reaped_tombstone_does_not_come_back_from_a_late_hint(make_cluster: MakeCluster) -> None:
