@@ -1,0 +1,211 @@
+"""Cluster membership as a pure view of scuttlebutt state.
+
+Each node announces itself through reserved keys of its own scuttlebutt state:
+
+============== ======================================= ===============================
+key            value                                   meaning
+============== ======================================= ===============================
+``addr``       ``"host:port"``                         node-to-node (peer) address
+``http``       ``"host:port"``                         HTTP address
+``status``     ``joining|valid|leaving|left``          lifecycle, see below
+``weight``     float > 0                               token share multiplier
+``load``       dict                                    free-form load figures
+``props:<b>``  ``[timestamp, props dict or None]``     bucket props set on this node
+============== ======================================= ===============================
+
+Status moves ``joining -> valid -> leaving -> left`` (a join may be abandoned:
+``joining -> left``). A new generation (restart) may start in any status. Members
+whose status is ``valid`` or ``leaving`` form the ring. Values written by peers are
+not trusted: a missing or malformed status reads as ``joining`` (not in the ring), a
+bad weight as 1.0, a malformed props entry is ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from gossip.scuttlebutt import Scuttlebutt
+
+__all__ = [
+    "DEFAULT_WEIGHT",
+    "JOINING",
+    "KEY_ADDR",
+    "KEY_HTTP",
+    "KEY_LOAD",
+    "KEY_STATUS",
+    "KEY_WEIGHT",
+    "LEAVING",
+    "LEFT",
+    "PROPS_PREFIX",
+    "RING_STATUSES",
+    "STATUSES",
+    "VALID",
+    "Member",
+    "announce",
+    "bucket_props",
+    "is_valid_transition",
+    "members",
+    "props_key",
+    "ring_members",
+    "set_bucket_props",
+    "set_status",
+]
+
+KEY_ADDR: Final = "addr"
+KEY_HTTP: Final = "http"
+KEY_STATUS: Final = "status"
+KEY_WEIGHT: Final = "weight"
+KEY_LOAD: Final = "load"
+PROPS_PREFIX: Final = "props:"
+
+JOINING: Final = "joining"
+VALID: Final = "valid"
+LEAVING: Final = "leaving"
+LEFT: Final = "left"
+STATUSES: Final = (JOINING, VALID, LEAVING, LEFT)
+#: Statuses whose members own tokens.
+RING_STATUSES: Final = frozenset({VALID, LEAVING})
+DEFAULT_WEIGHT: Final = 1.0
+
+_TRANSITIONS: Final[Mapping[str | None, frozenset[str]]] = {
+    None: frozenset(STATUSES),
+    JOINING: frozenset({JOINING, VALID, LEFT}),
+    VALID: frozenset({VALID, LEAVING}),
+    LEAVING: frozenset({LEAVING, LEFT}),
+    LEFT: frozenset({LEFT}),
+}
+
+
+def is_valid_transition(old: str | None, new: str) -> bool:
+    """May a node in status ``old`` (None: not announced in this generation) move to
+    ``new``? Staying put is allowed."""
+    allowed = _TRANSITIONS.get(old)
+    return allowed is not None and new in allowed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Member:
+    node: str
+    peer_addr: str
+    http_addr: str
+    status: str
+    weight: float
+    generation: int
+    heartbeat: int
+
+
+def _status(value: object) -> str:
+    return value if isinstance(value, str) and value in _TRANSITIONS else JOINING
+
+
+def _weight(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        weight = float(value)
+        if math.isfinite(weight) and weight > 0.0:
+            return weight
+    return DEFAULT_WEIGHT
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def members(sb: Scuttlebutt) -> list[Member]:
+    """Every node ``sb`` knows of (itself included), sorted by id."""
+    out: list[Member] = []
+    for node in sb.nodes():
+        items = sb.items(node)
+        heartbeat = sb.heartbeat(node)
+        assert heartbeat is not None  # node comes from sb.nodes()
+        out.append(
+            Member(
+                node=node,
+                peer_addr=_text(items.get(KEY_ADDR)),
+                http_addr=_text(items.get(KEY_HTTP)),
+                status=_status(items.get(KEY_STATUS)),
+                weight=_weight(items.get(KEY_WEIGHT)),
+                generation=heartbeat.generation,
+                heartbeat=heartbeat.version,
+            )
+        )
+    return out
+
+
+def ring_members(sb: Scuttlebutt) -> dict[str, float]:
+    """node -> weight of the members that own tokens (status valid or leaving)."""
+    return {
+        node: _weight(sb.get(node, KEY_WEIGHT))
+        for node in sb.nodes()
+        if _status(sb.get(node, KEY_STATUS)) in RING_STATUSES
+    }
+
+
+def props_key(bucket: str) -> str:
+    """The scuttlebutt key under which a node publishes props it set for ``bucket``."""
+    return PROPS_PREFIX + bucket
+
+
+def bucket_props(sb: Scuttlebutt) -> dict[str, dict[str, object] | None]:
+    """bucket -> props of the last writer by (timestamp, origin node id); None = reset
+    to defaults. The dicts are copies."""
+    best: dict[str, tuple[float, str, dict[str, object] | None]] = {}
+    for node in sb.nodes():
+        for key, value in sb.items(node).items():
+            if not key.startswith(PROPS_PREFIX) or not isinstance(value, list | tuple):
+                continue
+            if len(value) != 2:
+                continue
+            stamp, props = value
+            if (
+                not isinstance(stamp, int | float)
+                or isinstance(stamp, bool)
+                or not math.isfinite(stamp)
+            ):
+                continue
+            if props is not None and not (
+                isinstance(props, dict) and all(isinstance(k, str) for k in props)
+            ):
+                continue
+            bucket = key[len(PROPS_PREFIX) :]
+            current = best.get(bucket)
+            if current is None or (stamp, node) > (current[0], current[1]):
+                best[bucket] = (float(stamp), node, props)
+    return {
+        bucket: None if props is None else dict(props) for bucket, (_, _, props) in best.items()
+    }
+
+
+def announce(
+    sb: Scuttlebutt, *, peer_addr: str, http_addr: str, status: str, weight: float = DEFAULT_WEIGHT
+) -> None:
+    """Publish our addresses, status and weight (at start, in this order)."""
+    if status not in _TRANSITIONS:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    if not (math.isfinite(weight) and weight > 0.0):
+        raise ValueError(f"weight must be a finite number > 0, got {weight!r}")
+    sb.set_local(KEY_ADDR, peer_addr)
+    sb.set_local(KEY_HTTP, http_addr)
+    set_status(sb, status)
+    sb.set_local(KEY_WEIGHT, float(weight))
+
+
+def set_status(sb: Scuttlebutt, status: str) -> None:
+    """Move our own status; raises ValueError for a transition the lifecycle forbids."""
+    current = sb.get(sb.node_id, KEY_STATUS)
+    old = current if isinstance(current, str) else None
+    if not is_valid_transition(old, status):
+        raise ValueError(f"status cannot move from {old!r} to {status!r}")
+    if old != status:
+        sb.set_local(KEY_STATUS, status)
+
+
+def set_bucket_props(
+    sb: Scuttlebutt, bucket: str, props: Mapping[str, object] | None, timestamp: float
+) -> None:
+    """Publish props set on this node for ``bucket`` (None: reset to defaults)."""
+    if not math.isfinite(timestamp):
+        raise ValueError(f"timestamp must be finite, got {timestamp!r}")
+    sb.set_local(props_key(bucket), [float(timestamp), None if props is None else dict(props)])
