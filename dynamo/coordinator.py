@@ -25,6 +25,7 @@ from dynamo.quorum import (
     Outcome,
     PutQuorum,
     QuorumValueError,
+    ReadRepair,
     Target,
     resolve,
     unreachable,
@@ -41,6 +42,14 @@ from ring.ring import Ring, Role
 log = logging.getLogger(__name__)
 
 Call = Callable[[str, str, Any, float], Awaitable[Any]]
+
+
+Request = Callable[[str, str, Any, float], "asyncio.Future[Any]"]
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class Membership(Protocol):
@@ -67,6 +76,7 @@ class Coordinator:
         replica: Replica,
         membership: Membership,
         call: Call,
+        request: Request,
         props: Callable[[bytes], BucketProps],
         stats: NodeStats,
         request_timeout_ms: int,
@@ -79,6 +89,7 @@ class Coordinator:
         self.replica = replica
         self.membership = membership
         self.call = call
+        self.request = request
         self.props = props
         self.stats = stats
         self.request_timeout_ms = request_timeout_ms
@@ -149,7 +160,7 @@ class Coordinator:
             allow_mult=props.allow_mult,
         )
         timeout_s = self._timeout_s(opts.timeout_ms)
-        done = await self._gather_get(q, objkey, targets, timeout_s)
+        all_in = await self._gather_get(q, objkey, targets, timeout_s)
         outcome = q.outcome()
         if outcome is Outcome.PENDING:
             raise self._fail(
@@ -158,7 +169,11 @@ class Coordinator:
         if outcome is Outcome.ERROR:
             raise self._fail("r", q.error())
         merged = q.merged() if outcome is Outcome.OK else None
-        self._spawn(self._read_repair(q, objkey, done, t0 + timeout_s))
+        # Read repair once every reply is in (each one settles by its RPC timeout at worst).
+        if all_in.done():
+            self._repair(q, objkey)
+        else:
+            all_in.add_done_callback(lambda _: self._repair(q, objkey))
         now = time.time()
         self.stats.gets.add(now, (time.perf_counter() - t0) * 1e6)
         if merged is not None:
@@ -171,12 +186,21 @@ class Coordinator:
     ) -> asyncio.Future[None]:
         """Ask every target; returns once the quorum decided or the timeout passed.
 
-        The returned future completes when every reply is in.
+        The returned future completes when every reply is in. Replies with the same
+        history bytes are decoded once and share one object.
         """
         loop = asyncio.get_running_loop()
-        enough = loop.create_future()
-        all_in = loop.create_future()
+        enough: asyncio.Future[None] = loop.create_future()
+        all_in: asyncio.Future[None] = loop.create_future()
         pending = len(targets)
+        decoded: dict[bytes, Obj] = {}
+
+        def decode(raw: bytes) -> Obj:
+            h = objects.history_bytes(raw)
+            obj = decoded.get(h)
+            if obj is None:
+                obj = decoded[h] = objects.decode(raw)[0]
+            return obj
 
         def settle(node: str, result: Obj | BaseException | None) -> None:
             nonlocal pending
@@ -192,46 +216,37 @@ class Coordinator:
         def on_reply(node: str, fut: asyncio.Future[Any]) -> None:
             try:
                 raw = fut.result()
-                result: Obj | BaseException | None = None if raw is None else objects.decode(raw)[0]
+                result: Obj | BaseException | None = None if raw is None else decode(raw)
             except Exception as e:  # a failed replica counts as a failure
                 result = e
             settle(node, result)
 
+        rpc_timeout_s = min(timeout_s, self.rpc_timeout_s)
+        for t in targets:
+            if t.node != self.node_id:
+                fut = self.request(t.node, "get", [objkey, t.hint_for], rpc_timeout_s)
+                fut.add_done_callback(functools.partial(on_reply, t.node))
         for t in targets:
             if t.node == self.node_id:
                 try:
-                    local: Obj | BaseException | None = self.replica.read(objkey, t.hint_for)
+                    raw = self.replica.read_raw(objkey, t.hint_for)
+                    local: Obj | BaseException | None = None if raw is None else decode(raw)
                 except (StorageError, ObjectFormatError) as e:
                     local = e
                 self.stats.vnode_gets.add(time.time())
                 settle(t.node, local)
-            else:
-                fut = asyncio.ensure_future(
-                    self.call(
-                        t.node, "get", [objkey, t.hint_for], min(timeout_s, self.rpc_timeout_s)
-                    )
-                )
-                fut.add_done_callback(functools.partial(on_reply, t.node))
         if not enough.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(enough), timeout_s)
-            except TimeoutError:
-                pass
+            timer = loop.call_later(timeout_s, _resolve, enough)
+            await enough
+            timer.cancel()
         return all_in
 
-    async def _read_repair(
-        self, q: GetQuorum, objkey: bytes, all_in: asyncio.Future[None], deadline: float
-    ) -> None:
-        if not all_in.done():
-            try:
-                await asyncio.wait_for(
-                    asyncio.shield(all_in), max(0.0, deadline - time.perf_counter())
-                )
-            except TimeoutError:
-                pass
+    def _repair(self, q: GetQuorum, objkey: bytes) -> None:
         action = q.final_action()
-        if action is None:
-            return
+        if action is not None:
+            self._spawn(self._read_repair(action, objkey))
+
+    async def _read_repair(self, action: ReadRepair, objkey: bytes) -> None:
         bucket_props = self.props(self._bucket_of(objkey))
         raw = objects.encode(action.obj)
         for t in action.targets:
@@ -371,7 +386,7 @@ class Coordinator:
         """Send the new copy to every other target; a primary that fails is replaced
         by the next spare node with a hint (the Dynamo paper's sloppy quorum)."""
         loop = asyncio.get_running_loop()
-        enough = loop.create_future()
+        enough: asyncio.Future[None] = loop.create_future()
         raw = objects.encode(new)
         rpc_timeout_s = min(timeout_s, self.rpc_timeout_s)
 
@@ -381,10 +396,8 @@ class Coordinator:
                 enough.set_result(None)
 
         def send(t: Target) -> None:
-            fut = asyncio.ensure_future(
-                self.call(
-                    t.node, "put", [objkey, raw, t.hint_for, allow_mult, durable], rpc_timeout_s
-                )
+            fut = self.request(
+                t.node, "put", [objkey, raw, t.hint_for, allow_mult, durable], rpc_timeout_s
             )
             fut.add_done_callback(functools.partial(on_reply, t))
 
@@ -413,10 +426,9 @@ class Coordinator:
         else:
             settle(self.node_id, True, False)
         if not enough.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(enough), timeout_s)
-            except TimeoutError:
-                pass
+            timer = loop.call_later(timeout_s, _resolve, enough)
+            await enough
+            timer.cancel()
 
     async def _forward(
         self,

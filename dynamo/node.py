@@ -65,6 +65,7 @@ class Node:
             replica=self.replica,
             membership=self.cluster,
             call=self._call,
+            request=self._request,
             props=self.cluster.bucket_props,
             stats=self.counters,
             request_timeout_ms=config.request_timeout_ms,
@@ -92,6 +93,14 @@ class Node:
         self.listing.register(r)
         self.ownership.register(r)
         self.cluster.register()
+
+    def _request(self, node: str, method: str, body: Any, timeout_s: float) -> asyncio.Future[Any]:
+        addr = self.cluster.peer_addr(node)
+        if addr is None:
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            fut.set_exception(RpcError(f"no address known for node {node!r}"))
+            return fut
+        return self.rpc.request(addr, method, body, timeout_s)
 
     async def _call(self, node: str, method: str, body: Any, timeout_s: float) -> Any:
         addr = self.cluster.peer_addr(node)

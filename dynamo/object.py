@@ -2,9 +2,13 @@
 
 Wire and disk format (msgpack, append-only, version 1)::
 
-    object  = [1, entries, seq]            seq: local log seq of the last write (0 on the wire)
+    object  = [1, entries, seq]            seq: 8 bytes (bin), the local log seq of the last write
     entries = [[actor, counter, [sibling, ...]], ...]     sorted by actor
     sibling = [value, content_type, charset, encoding, meta, links, indexes, lm_us, deleted]
+
+Because ``seq`` has a fixed width and comes last, ``raw[2:-10]`` is the encoding of
+the entries alone (``history_bytes``): two replicas that converged hold the same
+bytes there, so a coordinator can compare copies without decoding them.
 
 The context a client carries (``X-Riak-Vclock``) is the canonical msgpack of the
 version vector ``[[actor, counter], ...]`` with actors sorted, so two replicas
@@ -80,7 +84,7 @@ def encode(obj: Obj, seq: int = 0) -> bytes:
     if obj.anonymous:
         raise ValueError("an object with undotted values cannot be stored; stamp it with update")
     entries = [[a, n, [content_to_wire(c) for c in vals]] for a, n, vals in obj.entries]
-    out: bytes = msgpack.packb([FORMAT_VERSION, entries, seq], use_bin_type=True)
+    out: bytes = msgpack.packb([FORMAT_VERSION, entries, seq.to_bytes(8, "big")], use_bin_type=True)
     return out
 
 
@@ -95,7 +99,7 @@ def decode(data: bytes) -> tuple[Obj, int]:
             if not isinstance(actor, str) or not isinstance(counter, int) or counter < len(vals):
                 raise ObjectFormatError("malformed clock entry")
             out.append((actor, counter, tuple(content_from_wire(v) for v in vals)))
-        if not isinstance(seq, int):
+        if not isinstance(seq, bytes) or len(seq) != 8:
             raise ObjectFormatError("malformed seq")
     except ObjectFormatError:
         raise
@@ -103,7 +107,12 @@ def decode(data: bytes) -> tuple[Obj, int]:
         raise ObjectFormatError(f"not an object: {e}") from e
     if any(out[i][0] >= out[i + 1][0] for i in range(len(out) - 1)):
         raise ObjectFormatError("clock entries are not sorted by actor")
-    return Clock(tuple(out), ()), seq
+    return Clock(tuple(out), ()), int.from_bytes(seq, "big")
+
+
+def history_bytes(data: bytes) -> bytes:
+    """The encoded entries of a stored object (its seq left out): equal for equal copies."""
+    return data[2:-10]
 
 
 def merge(a: Obj, b: Obj, allow_mult: bool) -> Obj:

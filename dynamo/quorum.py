@@ -178,7 +178,7 @@ class GetQuorum:
         stale = tuple(
             self._target(node)
             for node, obj in self.replies.items()
-            if obj is None or dvvset.join(obj) != vv
+            if obj is None or (obj is not merged and dvvset.join(obj) != vv)
         )
         return ReadRepair(stale, merged) if stale else None
 

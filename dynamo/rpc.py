@@ -93,7 +93,8 @@ class Connection(asyncio.Protocol):
         self.unpacker = msgpack.Unpacker(
             raw=False, max_buffer_size=rpc.config.max_frame_bytes, strict_map_key=False
         )
-        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.pending: dict[int, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
+        self.loop = asyncio.get_running_loop()
         self.next_id = 1
         self.out: list[bytes] = []
         self.flush_scheduled = False
@@ -144,7 +145,8 @@ class Connection(asyncio.Protocol):
         self.rpc.connections.discard(self)
         self.rpc.forget(self)
         err = RpcError(f"connection to {self.peer_node or 'peer'} lost")
-        for fut in self.pending.values():
+        for fut, timer in self.pending.values():
+            timer.cancel()
             if not fut.done():
                 fut.set_exception(err)
         self.pending.clear()
@@ -173,9 +175,13 @@ class Connection(asyncio.Protocol):
                 raise _Drop("a request without a method name")
             self._serve(rid, method, body)
         elif kind in (REPLY, ERROR):
-            fut = self.pending.pop(rid, None)
-            if fut is None or fut.done():
+            entry = self.pending.pop(rid, None)
+            if entry is None:
                 return  # the call timed out already
+            fut, timer = entry
+            timer.cancel()
+            if fut.done():
+                return
             if kind == REPLY:
                 fut.set_result(body)
             else:
@@ -298,19 +304,33 @@ class Connection(asyncio.Protocol):
             self.out.clear()
             self.transport.write(data)
 
-    async def call(self, method: str, body: Any, timeout_s: float) -> Any:
+    def request(self, method: str, body: Any, timeout_s: float) -> asyncio.Future[Any]:
+        """Send a request; the future holds the reply, or ``RpcError`` on failure or timeout.
+
+        No task and no ``wait_for`` per call: a timer fails the future at the deadline.
+        """
         rid = self.next_id
         self.next_id += 1
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.pending[rid] = fut
+        fut: asyncio.Future[Any] = self.loop.create_future()
         try:
             self._send([REQUEST, rid, method, body])
-            return await asyncio.wait_for(fut, timeout_s)
-        except TimeoutError:
+        except (RpcError, TypeError, ValueError) as e:
+            fut.set_exception(e if isinstance(e, RpcError) else RpcError(f"cannot encode: {e}"))
+            return fut
+        timer = self.loop.call_later(timeout_s, self._timed_out, rid, method, timeout_s)
+        self.pending[rid] = (fut, timer)
+        return fut
+
+    def _timed_out(self, rid: int, method: str, timeout_s: float) -> None:
+        entry = self.pending.pop(rid, None)
+        if entry is not None and not entry[0].done():
             self.rpc.stats.timeouts += 1
-            raise RpcError(f"{method} to {self.peer_node} timed out after {timeout_s:.3g}s")
-        finally:
-            self.pending.pop(rid, None)
+            entry[0].set_exception(
+                RpcError(f"{method} to {self.peer_node} timed out after {timeout_s:.3g}s")
+            )
+
+    async def call(self, method: str, body: Any, timeout_s: float) -> Any:
+        return await self.request(method, body, timeout_s)
 
     def _fail(self, why: str) -> None:
         if self.closed:
@@ -411,16 +431,31 @@ class Rpc:
                     dialing.exception()
         return await asyncio.shield(dialing)
 
-    async def call(self, addr: str, method: str, body: Any, timeout_s: float = 5.0) -> Any:
-        """Call ``method`` on the node at ``addr``; ``RpcError`` on any failure."""
+    def request(
+        self, addr: str, method: str, body: Any, timeout_s: float = 5.0
+    ) -> asyncio.Future[Any]:
+        """Call ``method`` on the node at ``addr``; the future fails with ``RpcError``.
+
+        On an open connection this costs one frame and one timer, no task.
+        """
         self.stats.calls += 1
+        conn = self._out.get(addr)
+        if conn is not None and not conn.closed:
+            return conn.request(method, body, timeout_s)
+        return asyncio.ensure_future(self._connect_and_call(addr, method, body, timeout_s))
+
+    async def _connect_and_call(self, addr: str, method: str, body: Any, timeout_s: float) -> Any:
         deadline = time.monotonic() + timeout_s
         try:
             conn = await asyncio.wait_for(self.connection(addr), timeout_s)
         except TimeoutError:
             self.stats.timeouts += 1
             raise Unreachable(f"connecting to {addr} timed out")
-        return await conn.call(method, body, max(0.001, deadline - time.monotonic()))
+        return await conn.request(method, body, max(0.001, deadline - time.monotonic()))
+
+    async def call(self, addr: str, method: str, body: Any, timeout_s: float = 5.0) -> Any:
+        """Call ``method`` on the node at ``addr``; ``RpcError`` on any failure."""
+        return await self.request(addr, method, body, timeout_s)
 
     def reset_backoff(self, addr: str) -> None:
         """Forget a failed connect (e.g. gossip says the peer is back)."""

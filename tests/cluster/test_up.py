@@ -27,8 +27,8 @@ def _consecutive_free(n: int) -> int:
         try:
             for p in [*range(base, base + n), *range(base + 1000, base + 1000 + n)]:
                 s = socket.socket()
-                s.bind(("127.0.0.1", p))
                 socks.append(s)
+                s.bind(("127.0.0.1", p))
         except OSError:
             return None
         finally:
