@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 from dynamo.config import NodeConfig
-from dynamo.rpc import Rpc
-from dynamo.storage import Store
+from dynamo.env import REAL, Env
+from dynamo.rpc import RpcAPI
+from dynamo.storage import StoreAPI
 from gossip import membership
 from gossip.membership import JOINING, LEAVING, LEFT, VALID
 from gossip.phi import PhiAccrualDetector
@@ -40,13 +39,14 @@ DOWN_CACHE_S = 0.1
 class Cluster:
     """Membership, liveness, ring and bucket props, as this node sees them."""
 
-    def __init__(self, config: NodeConfig, store: Store, rpc: Rpc) -> None:
+    def __init__(self, config: NodeConfig, store: StoreAPI, rpc: RpcAPI, env: Env = REAL) -> None:
         self.config = config
+        self.env = env
         self.node_id = config.node_id
         self.store = store
         self.rpc = rpc
         last = store.get_meta(META_GENERATION)
-        generation = max(int(last) + 1 if last else 1, int(time.time()))
+        generation = max(int(last) + 1 if last else 1, int(env.wallclock()))
         store.put_meta(META_GENERATION, str(generation).encode(), sync=True)
         self.generation = generation
         self.sb = Scuttlebutt(self.node_id, generation)
@@ -57,8 +57,8 @@ class Cluster:
             self._transport,
             self_addr=config.peer_addr,
             seeds=list(config.seeds),
-            clock=time.monotonic,
-            rng=random.Random(),
+            clock=env.monotonic,
+            rng=env.rng,
             interval_s=config.gossip_interval_s,
             on_updates=self._on_updates,
         )
@@ -159,7 +159,7 @@ class Cluster:
         return s if isinstance(s, str) else JOINING
 
     def down(self) -> frozenset[str]:
-        now = time.monotonic()
+        now = self.env.monotonic()
         if now - self._down_at > DOWN_CACHE_S:
             self._down = frozenset(
                 n
@@ -170,7 +170,7 @@ class Cluster:
         return self._down
 
     def is_up(self, node: str) -> bool:
-        return node == self.node_id or self.detector.is_up(node, time.monotonic())
+        return node == self.node_id or self.detector.is_up(node, self.env.monotonic())
 
     def peer_addr(self, node: str) -> str | None:
         return self.gossip.addr(node)
@@ -183,7 +183,7 @@ class Cluster:
         return [m.node for m in membership.members(self.sb) if m.status != LEFT]
 
     def members_json(self) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self.env.monotonic()
         out = []
         for m in membership.members(self.sb):
             out.append(
@@ -249,7 +249,7 @@ class Cluster:
     async def spread(self, rounds: int = 3) -> None:
         """Push our state to a few live peers now (e.g. before leaving)."""
         peers = [a for n in self.gossip.peers() if self.is_up(n) and (a := self.peer_addr(n))]
-        random.shuffle(peers)
+        self.env.rng.shuffle(peers)
         for addr in peers[:rounds]:
             await self.gossip.round(addr)
 
@@ -321,7 +321,7 @@ class Cluster:
             merged = {**current, **overrides}
             merged.pop("name", None)
             props_from_overrides(merged, self._default_props)  # raises ValueError if invalid
-        stamp = max(time.time(), self._overrides.get(name, (0.0, None))[0] + 1e-6)
+        stamp = max(self.env.wallclock(), self._overrides.get(name, (0.0, None))[0] + 1e-6)
         membership.set_bucket_props(self.sb, name, merged, stamp)
         self._overrides[name] = (stamp, merged)
         self._props_cache.pop(bucket, None)

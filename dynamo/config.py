@@ -31,6 +31,7 @@ class NodeConfig:
     http_port: int = 8098
     peer_port: int = 8099
     seeds: tuple[str, ...] = ()  # host:peer_port of nodes to join through
+    peer_routes: tuple[str, ...] = ()  # "addr=via": dial peer addr through via (a fault proxy)
     cluster_name: str = "dynamo"  # peers from another cluster are refused
     cluster_secret_file: Path | None = None  # HMAC secret every peer must prove
     cluster_secret: str = field(default="", repr=False)  # the secret itself (env var form)
@@ -73,6 +74,10 @@ class NodeConfig:
             host, sep, port = s.rpartition(":")
             if not sep or not host or not port.isdigit():
                 raise bad("seeds", f"{s!r} is not host:peer_port")
+        for r in self.peer_routes:
+            addr, sep, via = r.partition("=")
+            if not sep or ":" not in addr or ":" not in via:
+                raise bad("peer_routes", f"{r!r} is not host:port=host:port")
         if self.tokens_per_node < 1 or self.tokens_per_node > 4096:
             raise bad("tokens_per_node", "use 1 to 4096")
         if not self.weight > 0:
@@ -123,6 +128,9 @@ class NodeConfig:
     @property
     def http_addr(self) -> str:
         return f"{self.host}:{self.http_port}"
+
+    def routes(self) -> dict[str, str]:
+        return dict(r.partition("=")[::2] for r in self.peer_routes)
 
     def secret(self) -> bytes | None:
         if self.cluster_secret:

@@ -14,11 +14,13 @@ import asyncio
 import functools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from dynamo import dvvset
 from dynamo import object as objects
+from dynamo.env import REAL, Env
 from dynamo.object import Obj, ObjectFormatError
 from dynamo.quorum import (
     GetQuorum,
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 Call = Callable[[str, str, Any, float], Awaitable[Any]]
 
 
+FORWARD_DEDUPE = 10_000  # forward ids remembered, to coordinate a duplicate only once
 Request = Callable[[str, str, Any, float], "asyncio.Future[Any]"]
 
 
@@ -84,7 +87,9 @@ class Coordinator:
         hinted_handoff: bool = True,
         max_siblings: int = 100,
         sibling_warning: int = 25,
+        env: Env = REAL,
     ) -> None:
+        self.env = env
         self.node_id = node_id
         self.replica = replica
         self.membership = membership
@@ -99,6 +104,9 @@ class Coordinator:
         self.sibling_warning = sibling_warning
         self.background: set[asyncio.Task[Any]] = set()
         self._warned_small_cluster = False
+        self._boot = f"{env.rng.getrandbits(32):08x}"  # forward ids stay unique across restarts
+        self._forwarded = 0
+        self._coordinated: OrderedDict[str, asyncio.Future[list[Any]]] = OrderedDict()
 
     # --- Helpers ------------------------------------------------------------------------------
 
@@ -440,12 +448,14 @@ class Coordinator:
         opts: PutOptions,
     ) -> Obj | None:
         self.stats.coord_redirs_total += 1
+        self._forwarded += 1
         body = [
             bucket,
             key,
             objects.content_to_wire(content),
             context,
             [opts.w, opts.dw, opts.pw, opts.timeout_ms, opts.return_body, opts.if_none_match],
+            f"{self.node_id}/{self._boot}/{self._forwarded}",
         ]
         try:
             reply = await self.call(node, "coord_put", body, self._timeout_s(opts.timeout_ms) + 1.0)
@@ -481,7 +491,7 @@ class Coordinator:
             if not got.found:
                 return False
             context = got.context
-        tomb = Content(value=b"", deleted=True, last_modified_us=time.time_ns() // 1000)
+        tomb = Content(value=b"", deleted=True, last_modified_us=int(self.env.wallclock() * 1e6))
         w = opts.w if opts.w != "default" else opts.rw
         await self.put(
             bucket,
@@ -511,7 +521,16 @@ class Coordinator:
         return [durable]
 
     async def handle_coord_put(self, body: Any, peer: str) -> list[Any]:
-        bucket, key, content, context, o = body
+        """Coordinate a write forwarded by another node, at most once per forward id:
+        a duplicated request gets the first one's answer instead of a second version."""
+        bucket, key, content, context, o, forward_id = body
+        seen = self._coordinated.get(forward_id)
+        if seen is not None:
+            return await asyncio.shield(seen)
+        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._coordinated[forward_id] = fut
+        while len(self._coordinated) > FORWARD_DEDUPE:
+            self._coordinated.popitem(last=False)
         opts = PutOptions(
             w=o[0], dw=o[1], pw=o[2], timeout_ms=o[3], return_body=o[4], if_none_match=o[5]
         )
@@ -519,6 +538,15 @@ class Coordinator:
             new = await self._put(
                 bucket, key, objects.content_from_wire(content), context, opts, forwarded=True
             )
+            reply: list[Any] = [
+                0,
+                objects.encode(new) if opts.return_body and new is not None else None,
+            ]
         except ServiceError as e:
-            return [e.status, e.message]
-        return [0, objects.encode(new) if opts.return_body and new is not None else None]
+            reply = [e.status, e.message]
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()
+            raise
+        fut.set_result(reply)
+        return reply

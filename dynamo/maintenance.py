@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from dynamo import dvvset
 from dynamo import object as objects
-from dynamo.storage import REAPED_PREFIX, TOMB_PREFIX, Store
+from dynamo.env import REAL, Env
+from dynamo.storage import REAPED_PREFIX, TOMB_PREFIX, StoreAPI
 from gossip.antientropy import AntiEntropy
 from ring.ring import Ring
 
@@ -43,7 +43,7 @@ class MaintenanceStats:
 class Maintenance:
     def __init__(
         self,
-        store: Store,
+        store: StoreAPI,
         aae: AntiEntropy,
         *,
         node_id: str,
@@ -53,7 +53,9 @@ class Maintenance:
         grace_s: float,
         marker_ttl_s: float,
         interval_s: float = 5.0,
+        env: Env = REAL,
     ) -> None:
+        self.env = env
         self.store = store
         self.aae = aae
         self.node_id = node_id
@@ -78,8 +80,8 @@ class Maintenance:
     async def run(self) -> None:
         while True:
             try:
-                self.reap(time.time())
-                self.expire_markers(time.time())
+                self.reap(self.env.wallclock())
+                self.expire_markers(self.env.wallclock())
                 if self.cleanup_pending and not self.leaving():
                     await self.cleanup_chunk()
             except Exception:

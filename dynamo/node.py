@@ -17,13 +17,14 @@ from dynamo import object as objects
 from dynamo.cluster import Cluster
 from dynamo.config import NodeConfig
 from dynamo.coordinator import Coordinator, object_key
+from dynamo.env import REAL, Env
 from dynamo.listing import Listing
 from dynamo.metrics import Metrics
 from dynamo.ownership import Ownership
 from dynamo.replica import Replica
-from dynamo.rpc import Rpc, RpcConfig, RpcError
+from dynamo.rpc import Rpc, RpcAPI, RpcConfig, RpcError
 from dynamo.stats import NodeStats
-from dynamo.storage import Store, StoreConfig
+from dynamo.storage import Store, StoreAPI, StoreConfig
 from gossip.membership import LEAVING, LEFT
 from http_api.errors import BadRequest, Unavailable
 from http_api.server import make_app
@@ -42,12 +43,21 @@ log = logging.getLogger(__name__)
 class Node:
     """One running node. ``start()``, then ``stopped.wait()``; ``stop()`` to end."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        env: Env = REAL,
+        store: StoreAPI | None = None,
+        rpc: RpcAPI | None = None,
+    ) -> None:
+        """A node on RocksDB and TCP, or (a simulation) on the given store and messaging."""
         self.config = config
         self.node_id = config.node_id
+        self.env = env
         self.counters = NodeStats()
-        self.started_at = time.time()
-        self.db = Store(
+        self.started_at = env.wallclock()
+        self.db: StoreAPI = store or Store(
             config.data_dir,
             config.node_id,
             StoreConfig(
@@ -55,11 +65,16 @@ class Node:
                 write_buffer_bytes=config.write_buffer_bytes,
             ),
         )
-        self.replica = Replica(self.db)
-        self.rpc = Rpc(
-            RpcConfig(cluster=config.cluster_name, node_id=config.node_id, secret=config.secret())
+        self.replica = Replica(self.db, env.rng)
+        self.rpc: RpcAPI = rpc or Rpc(
+            RpcConfig(
+                cluster=config.cluster_name,
+                node_id=config.node_id,
+                secret=config.secret(),
+                routes=config.routes(),
+            )
         )
-        self.cluster = Cluster(config, self.db, self.rpc)
+        self.cluster = Cluster(config, self.db, self.rpc, env)
         self.coordinator = Coordinator(
             node_id=config.node_id,
             replica=self.replica,
@@ -73,8 +88,9 @@ class Node:
             hinted_handoff=config.hinted_handoff,
             max_siblings=config.max_siblings,
             sibling_warning=config.sibling_warning,
+            env=env,
         )
-        self.ownership = Ownership(config, self.db, self.replica, self.cluster, self._call)
+        self.ownership = Ownership(config, self.db, self.replica, self.cluster, self._call, env)
         self.listing = Listing(config.node_id, self.replica, self.cluster, self._call)
         self.metrics_registry = Metrics(self)
         self.stopped = asyncio.Event()
@@ -108,14 +124,16 @@ class Node:
             raise RpcError(f"no address known for node {node!r}")
         return await self.rpc.call(addr, method, body, timeout_s)
 
-    async def start(self) -> None:
+    async def start(self, http: bool = True) -> None:
+        """Listen for peers (and clients, unless ``http`` is off), then run the services."""
         cfg = self.config
         await self.rpc.listen(cfg.host, cfg.peer_port)
-        app = make_app(self)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.http_bind, cfg.http_port, reuse_address=True)
-        await site.start()
+        if http:
+            app = make_app(self)
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, cfg.http_bind, cfg.http_port, reuse_address=True)
+            await site.start()
         await self.cluster.start()
         for aw in self.ownership.tasks():
             self._tasks.append(asyncio.ensure_future(aw))

@@ -17,9 +17,10 @@ import msgpack
 from dynamo import object as objects
 from dynamo.cluster import Cluster
 from dynamo.config import NodeConfig
+from dynamo.env import REAL, Env
 from dynamo.maintenance import Maintenance
 from dynamo.replica import Replica
-from dynamo.storage import Store
+from dynamo.storage import StoreAPI
 from gossip.aae_service import AntiEntropyService
 from gossip.antientropy import AntiEntropy, Entry, spec_hash
 from gossip.membership import LEAVING
@@ -39,7 +40,13 @@ Call = Callable[[str, str, Any, float], Awaitable[Any]]
 
 class Ownership:
     def __init__(
-        self, config: NodeConfig, store: Store, replica: Replica, cluster: Cluster, call: Call
+        self,
+        config: NodeConfig,
+        store: StoreAPI,
+        replica: Replica,
+        cluster: Cluster,
+        call: Call,
+        env: Env = REAL,
     ):
         self.config = config
         self.node_id = config.node_id
@@ -65,6 +72,7 @@ class Ownership:
             persist=self._persist_watermark,
             interval_s=config.aae_interval_s,
             quiet_interval_s=config.aae_quiet_interval_s,
+            clock=env.monotonic,
         )
         self.hints = HintDeliveryService(
             store,
@@ -84,6 +92,7 @@ class Ownership:
             grace_s=config.tombstone_grace_s,
             marker_ttl_s=config.reaped_marker_ttl_s,
             interval_s=config.maintenance_interval_s,
+            env=env,
         )
         self.transfer: LeaveTransfer | None = None
         self.hints_delivered = 0

@@ -9,19 +9,21 @@ actor belongs to this incarnation, and takes a fresh epoch when it holds no
 copy of the key (a new key, a reaped tombstone, a wiped disk) or coordinates
 on a hint copy, so a dot is never issued twice for different values (Riak's
 "key epochs"). An actor's events are only ever stamped into the primary copy,
-which only grows by merges, so that copy always holds the actor's last counter.
+which only grows by merges, so that copy always holds the actor's last counter,
+unless the machine lost unsynced writes: after an unclean stop, actors from
+before it are never reused.
 """
 
 from __future__ import annotations
 
-import secrets
+import random
 import struct
 from collections.abc import Iterator
 
 from dynamo import dvvset
 from dynamo import object as objects
 from dynamo.object import Obj
-from dynamo.storage import Store
+from dynamo.storage import StoreAPI
 from http_api.types import Content
 from ring.position import decode_bkey
 
@@ -34,13 +36,13 @@ _U64 = struct.Struct(">Q")
 class Replica:
     """Local reads and writes of objects and hints."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: StoreAPI, rng: random.Random | None = None) -> None:
         self.store = store
         self.node_id = store.node_id
         self._prefix = f"{self.node_id}/"
         base = store.get_meta(META_EPOCH_BASE)
         if base is None:
-            start = secrets.randbits(60)
+            start = (rng or random.SystemRandom()).getrandbits(60)
             store.put_meta(META_EPOCH_BASE, _U64.pack(start), sync=True)
             store.put_meta(META_EPOCH_LEASE, _U64.pack(start), sync=True)
             base = _U64.pack(start)
@@ -48,6 +50,9 @@ class Replica:
         lease = store.get_meta(META_EPOCH_LEASE)
         self._next_epoch = _U64.unpack(lease)[0] if lease else self._epoch_base
         self._lease = self._next_epoch
+        # After an unclean stop (kill -9, power loss) a primary copy may have lost its
+        # last unsynced write, which replicas may hold: stamp with fresh epochs only.
+        self._reuse_floor = self._epoch_base if store.clean_start else self._next_epoch
         self.puts = 0
         self.gets = 0
 
@@ -68,7 +73,7 @@ class Replica:
             e = int(actor[len(self._prefix) :], 16)
         except ValueError:
             return False
-        return bool(self._epoch_base <= e < self._next_epoch)
+        return bool(self._reuse_floor <= e < self._next_epoch)
 
     def actor_for(self, local: Obj | None) -> str:
         if local is not None:

@@ -27,8 +27,8 @@ import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 
 import msgpack
 
@@ -75,6 +75,7 @@ class RpcConfig:
     ssl_client: ssl.SSLContext | None = None
     backoff_min_s: float = 0.05  # first reconnect delay after a failed connect
     backoff_max_s: float = 2.0  # cap on the reconnect delay
+    routes: dict[str, str] = field(default_factory=dict)  # dial these addresses through others
 
 
 def _proof(secret: bytes, role: bytes, a: bytes, b: bytes) -> bytes:
@@ -349,6 +350,22 @@ class _Drop(Exception):
     """Close this connection."""
 
 
+class RpcAPI(Protocol):
+    """What the node needs of node-to-node messaging (``Rpc`` over TCP, or a simulation's)."""
+
+    stats: RpcStats
+
+    def register(self, method: str, handler: Handler) -> None: ...
+    async def listen(self, host: str, port: int) -> int: ...
+    def request(
+        self, addr: str, method: str, body: Any, timeout_s: float = 5.0
+    ) -> asyncio.Future[Any]: ...
+    async def call(self, addr: str, method: str, body: Any, timeout_s: float = 5.0) -> Any: ...
+    def connected_nodes(self) -> set[str]: ...
+    def reset_backoff(self, addr: str) -> None: ...
+    async def close(self) -> None: ...
+
+
 class Rpc:
     """Listens for peers, dials peers, and keeps one outgoing connection per address."""
 
@@ -391,7 +408,7 @@ class Rpc:
         retry_at, delay = self._backoff.get(addr, (0.0, 0.0))
         if now < retry_at:
             raise Unreachable(f"{addr} is unreachable (retrying in {retry_at - now:.2f}s)")
-        host, _, port = addr.rpartition(":")
+        host, _, port = self.config.routes.get(addr, addr).rpartition(":")
         loop = asyncio.get_running_loop()
         try:
             _, proto = await asyncio.wait_for(

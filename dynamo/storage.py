@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rocksdict import (
     BlockBasedOptions,
@@ -51,6 +51,9 @@ FAMILIES = (CF_OBJECTS, CF_LOG, CF_HINTS, CF_META)
 META_NODE_ID = b"node_id"
 META_INCARNATION = b"incarnation"
 META_SEQ_FLOOR = b"seq_floor"
+META_CLEAN = b"clean_shutdown"  # present only while the store is closed cleanly
+META_SEQ_LEASE = b"seq_lease"  # seqs up to it may have been handed out: never reuse them
+SEQ_LEASE_BLOCK = 10_000
 TOMB_PREFIX = b"tomb/"  # + objects key -> seq: tombstones the reaper walks
 REAPED_PREFIX = b"reaped/"  # + objects key -> marker: the history of a reaped tombstone
 
@@ -87,6 +90,49 @@ def split_hint_key(hk: bytes) -> tuple[str, bytes]:
     return hk[1 : 1 + n].decode(), hk[1 + n :]
 
 
+class StoreAPI(Protocol):
+    """What the node needs of its storage. ``Store`` is RocksDB; ``dynamo.testing.MemStore``
+    is an in-memory fake for simulations (it can lose unsynced writes on a crash)."""
+
+    node_id: str
+    incarnation: str
+    seq: int
+    closed: bool
+    clean_start: bool  # the last run closed the store; False after kill -9 or power loss
+
+    def get_raw(self, objkey: bytes) -> bytes | None: ...
+    def get(self, objkey: bytes) -> tuple[Obj, int] | None: ...
+    def put(
+        self,
+        objkey: bytes,
+        obj: Obj,
+        old_seq: int | None,
+        *,
+        tombstone: bool = False,
+        was_tombstone: bool = False,
+        clear_marker: bool = False,
+    ) -> int: ...
+    def reap(self, objkey: bytes, expected_seq: int, marker: bytes) -> bool: ...
+    def drop(self, objkey: bytes, expected_seq: int) -> bool: ...
+    def marker(self, objkey: bytes) -> bytes | None: ...
+    def meta_scan(self, prefix: bytes, after: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
+    def delete_meta(self, name: bytes) -> None: ...
+    def scan(
+        self, start: bytes = b"", end: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]: ...
+    def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]: ...
+    def get_hint(self, target: str, objkey: bytes) -> Obj | None: ...
+    def put_hint(self, target: str, objkey: bytes, obj: Obj) -> None: ...
+    def hints_for(self, target: str, after: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
+    def delete_hints_if_unchanged(self, target: str, sent: list[tuple[bytes, bytes]]) -> int: ...
+    def hint_counts(self) -> dict[str, int]: ...
+    def get_meta(self, name: bytes) -> bytes | None: ...
+    def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None: ...
+    async def sync_wal(self) -> None: ...
+    def property_int(self, name: str, family: str = CF_OBJECTS) -> int: ...
+    def close(self) -> None: ...
+
+
 class Store:
     """The node's storage. Not thread-safe except for the WAL sync it runs itself."""
 
@@ -114,6 +160,10 @@ class Store:
         self.fresh = fresh
         self.seq = self._recover_seq()
         self._hint_counts = self._count_hints()
+        self.clean_start = self._cf[CF_META].get(META_CLEAN) is not None
+        wb = WriteBatch(raw_mode=True)
+        wb.delete(META_CLEAN, self._h[CF_META])
+        self._db.write(wb, self._sync_wo)
 
     # --- Set-up -------------------------------------------------------------------------------
 
@@ -161,7 +211,18 @@ class Store:
         last = _U64.unpack(it.key())[0] if it.valid() else 0
         del it
         floor = self._cf[CF_META].get(META_SEQ_FLOOR)
-        return max(last, _U64.unpack(floor)[0] if floor else 0)
+        lease = self._cf[CF_META].get(META_SEQ_LEASE)
+        self._seq_lease = _U64.unpack(lease)[0] if lease else 0
+        # A power loss may have dropped the log's tail after peers read it: start
+        # past every seq that may have been handed out.
+        return max(last, _U64.unpack(floor)[0] if floor else 0, self._seq_lease)
+
+    def _next_seq(self) -> int:
+        seq = self.seq + 1
+        if seq > self._seq_lease:
+            self._seq_lease = seq + SEQ_LEASE_BLOCK
+            self.put_meta(META_SEQ_LEASE, u64(self._seq_lease), sync=True)
+        return seq
 
     def _count_hints(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -200,7 +261,7 @@ class Store:
         walks; ``clear_marker`` drops the key's reaped marker (its history now lives
         in ``obj``).
         """
-        seq = self.seq + 1
+        seq = self._next_seq()
         wb = WriteBatch(raw_mode=True)
         wb.put(objkey, objects.encode(obj, seq), self._h[CF_OBJECTS])
         wb.put(u64(seq), objkey, self._h[CF_LOG])
@@ -403,7 +464,9 @@ class Store:
         self.closed = True
         self._executor.shutdown(wait=True)
         try:
-            self._db.flush_wal(True)
+            wb = WriteBatch(raw_mode=True)
+            wb.put(META_CLEAN, b"1", self._h[CF_META])
+            self._db.write(wb, self._sync_wo)
         except Exception as e:  # closing anyway
             log.warning("final WAL sync failed: %s", e)
         self._cf.clear()
