@@ -244,11 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     _start_flags(p)
     p.set_defaults(func=cmd_start)
 
+    from dynamo.chaos.cli import add_parser as add_chaos_parser
     from dynamo.simulation.cli import add_parser as add_sim_parser
     from dynamo.up import add_up_parser
 
     add_up_parser(sub)
     add_sim_parser(sub)
+    add_chaos_parser(sub)
 
     for name, func, helptext in (
         ("status", cmd_status, "a node's counters"),

@@ -232,6 +232,7 @@ class LocalCluster:
     ) -> None:
         self.root = root
         self.seed_all = seed_all
+        self.per_node: dict[str, list[str]] = {}  # extra settings of one node
         self.settings = list(settings)
         self.env = env
         ports = ports or free_ports(2 * nodes)
@@ -262,7 +263,9 @@ class LocalCluster:
     def start(self, node: NodeProcess | None = None, wait: bool = True) -> None:
         targets = [node] if node is not None else self.nodes
         for n in targets:
-            n.start(self.seeds_for(n), self.settings, self.env)
+            n.start(
+                self.seeds_for(n), [*self.settings, *self.per_node.get(n.node_id, [])], self.env
+            )
         if wait:
             for n in targets:
                 n.wait_ready()
