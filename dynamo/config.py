@@ -35,6 +35,13 @@ class NodeConfig:
     cluster_name: str = "dynamo"  # peers from another cluster are refused
     cluster_secret_file: Path | None = None  # HMAC secret every peer must prove
     cluster_secret: str = field(default="", repr=False)  # the secret itself (env var form)
+    http_auth_token: str = field(default="", repr=False)  # clients send "Bearer <token>"
+    http_auth_basic: str = field(default="", repr=False)  # "user:password" for basic auth
+    http_tls_cert_file: Path | None = None  # serve HTTPS with this certificate chain...
+    http_tls_key_file: Path | None = None  # ...and this private key
+    peer_tls_cert_file: Path | None = None  # node-to-node TLS: this node's certificate...
+    peer_tls_key_file: Path | None = None  # ...its key...
+    peer_tls_ca_file: Path | None = None  # ...and the CA every peer's certificate must chain to
     tokens_per_node: int = 64  # virtual nodes: more is better balance, slower ring builds
     weight: float = 1.0  # share of the ring relative to other nodes
     n_val: int = 3  # default replicas per key for buckets that do not set it
@@ -114,6 +121,18 @@ class NodeConfig:
             raise bad("tombstone_grace_s", "must be 0 or more seconds")
         if self.phi_threshold <= 0:
             raise bad("phi_threshold", "must be above 0")
+        if self.http_auth_basic and ":" not in self.http_auth_basic:
+            raise bad("http_auth_basic", "use user:password")
+        for group in (
+            ("http_tls_cert_file", "http_tls_key_file"),
+            ("peer_tls_cert_file", "peer_tls_key_file", "peer_tls_ca_file"),
+        ):
+            given = [name for name in group if getattr(self, name) is not None]
+            if given and len(given) != len(group):
+                raise bad(group[0], f"TLS needs all of {', '.join(group)}")
+            for name in given:
+                if not getattr(self, name).is_file():
+                    raise bad(name, f"{getattr(self, name)} is not a readable file")
         if self.cluster_secret_file is not None and not self.cluster_secret_file.is_file():
             raise bad("cluster_secret_file", f"{self.cluster_secret_file} is not a readable file")
 

@@ -32,11 +32,11 @@ from dynamo.quorum import (
     resolve,
     unreachable,
 )
-from dynamo.replica import Replica
+from dynamo.replica import Replica, TooManySiblings
 from dynamo.rpc import Unreachable
 from dynamo.stats import NodeStats
 from dynamo.storage import StorageError
-from http_api.errors import BadRequest, PreconditionFailed, ServiceError, Unavailable
+from http_api.errors import BadRequest, Conflict, PreconditionFailed, ServiceError, Unavailable
 from http_api.types import BucketProps, Content, DeleteOptions, FetchResult, GetOptions, PutOptions
 from ring.position import decode_bkey, encode_bkey, key_position, position_bytes
 from ring.ring import Ring, Role
@@ -182,11 +182,12 @@ class Coordinator:
             self._repair(q, objkey)
         else:
             all_in.add_done_callback(lambda _: self._repair(q, objkey))
-        now = time.time()
-        self.stats.gets.add(now, (time.perf_counter() - t0) * 1e6)
-        if merged is not None:
-            self.stats.get_siblings.add(now, dvvset.size(merged))
-            self.stats.get_objsize.add(now, sum(len(c.value) for c in dvvset.values(merged)))
+        micros = (time.perf_counter() - t0) * 1e6
+        if merged is None:
+            self.stats.record_get(micros, 0, 0)
+        else:
+            size = sum(len(c.value) for c in dvvset.values(merged))
+            self.stats.record_get(micros, dvvset.size(merged), size)
         return objects.to_fetch_result(merged)
 
     async def _gather_get(
@@ -347,6 +348,14 @@ class Coordinator:
                 hint_for=me.hint_for,
                 allow_mult=props.allow_mult,
                 last_write_wins=props.last_write_wins,
+                max_siblings=self.max_siblings,
+            )
+        except TooManySiblings as e:
+            self.stats.siblings_refused_total += 1
+            raise Conflict(
+                f"key {key.decode(errors='replace')!r} would have {e.count} siblings, above the"
+                f" limit of {self.max_siblings}: read it and write the resolved value with the"
+                " context of that read"
             )
         except StorageError as e:
             raise Unavailable(f"local write failed: {e}")

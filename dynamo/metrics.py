@@ -1,22 +1,30 @@
 """Prometheus exposition of the node's figures, through prometheus-client.
 
-A custom collector reads the same sources ``/stats`` does at scrape time, so
-the two views never disagree and the hot path pays nothing for Prometheus.
+Per-request figures (counts and latency by operation and status, siblings and
+object sizes of reads) are histograms fed as requests finish. Everything else
+(quorum failures, read repairs, hints, anti-entropy, gossip, members, RPC
+errors, RocksDB) is read at scrape time from the same sources as ``/stats``, so
+the two views never disagree and the hot path pays nothing for them.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+SIBLING_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100)
+SIZE_BUCKETS = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
 
-class StatsSource(Protocol):
+
+class NodeView(Protocol):
     def stats(self) -> dict[str, Any]: ...
+
+    def extra_metrics(self) -> dict[str, Any]: ...
 
 
 _COUNTERS = {
@@ -31,26 +39,39 @@ _COUNTERS = {
     "rpc_calls_total": "Node-to-node calls made",
     "rpc_timeouts_total": "Node-to-node calls that timed out",
     "rpc_protocol_errors_total": "Peer connections closed for garbage",
+    "rpc_auth_failures_total": "Peer connections refused for a wrong cluster or secret",
+    "rpc_connect_failures_total": "Failed connection attempts to peers",
     "gossip_rounds_total": "Gossip rounds started",
+    "gossip_failed_rounds_total": "Gossip rounds that failed",
+    "aae_rounds_total": "Anti-entropy rounds",
+    "aae_objects_sent_total": "Objects sent by anti-entropy",
+    "aae_bytes_sent_total": "Bytes of objects sent by anti-entropy",
+    "aae_objects_received_total": "Objects received by anti-entropy",
+    "aae_bytes_received_total": "Bytes of objects received by anti-entropy",
+    "tombstones_reaped_total": "Tombstones deleted for good",
+    "objects_dropped_total": "Objects dropped after ownership moved",
+    "http_overload_refused_total": "Requests refused with 503 above the concurrency limit",
+    "siblings_refused_total": "Writes refused for exceeding the sibling limit",
 }
 _GAUGES = {
     "hints_pending": "Hints held for other nodes",
+    "aae_lag_max": "Largest anti-entropy lag behind a peer, in log entries",
+    "transfers_in_progress": "Hint deliveries and leave transfers running",
     "node_uptime_s": "Seconds since the node started",
-}
-_LATENCY = {
-    "node_get_fsm_time": "Quorum read latency over the last minute, microseconds",
-    "node_put_fsm_time": "Quorum write latency over the last minute, microseconds",
-    "node_get_fsm_siblings": "Siblings per read over the last minute",
-    "node_get_fsm_objsize": "Object size per read over the last minute, bytes",
+    "http_in_flight": "HTTP requests being served",
+    "rocksdb_live_sst_bytes": "RocksDB live SST file size",
+    "rocksdb_pending_compaction_bytes": "RocksDB estimated pending compaction bytes",
+    "rocksdb_estimated_keys": "RocksDB estimated objects",
+    "rocksdb_memtable_bytes": "RocksDB memtable size",
 }
 
 
 class _NodeCollector(Collector):
-    def __init__(self, source: StatsSource) -> None:
-        self.source = source
+    def __init__(self, node: NodeView) -> None:
+        self.node = node
 
     def collect(self) -> Iterator[Metric]:
-        s = self.source.stats()
+        s = {**self.node.stats(), **self.node.extra_metrics()}
         for name, doc in _COUNTERS.items():
             c = CounterMetricFamily(f"dynamo_{name.removesuffix('_total')}", doc)
             c.add_metric([], float(s.get(name, 0)))
@@ -59,17 +80,6 @@ class _NodeCollector(Collector):
             g = GaugeMetricFamily(f"dynamo_{name}", doc)
             g.add_metric([], float(s.get(name, 0)))
             yield g
-        for prefix, doc in _LATENCY.items():
-            g = GaugeMetricFamily(f"dynamo_{prefix}", doc, labels=["quantile"])
-            for q in ("mean", "median", "95", "99", "100"):
-                g.add_metric([q], float(s.get(f"{prefix}_{q}", 0)))
-            yield g
-        members = GaugeMetricFamily("dynamo_ring_members", "Members of the ring")
-        members.add_metric([], float(len(s.get("ring_members", []))))
-        yield members
-        connected = GaugeMetricFamily("dynamo_connected_nodes", "Peers with an open connection")
-        connected.add_metric([], float(len(s.get("connected_nodes", []))))
-        yield connected
         failures = CounterMetricFamily(
             "dynamo_quorum_failures", "Requests refused for an unmet quorum", labels=["kind"]
         )
@@ -77,15 +87,65 @@ class _NodeCollector(Collector):
             if key.startswith("quorum_failures_") and key.endswith("_total"):
                 failures.add_metric([key[len("quorum_failures_") : -len("_total")]], float(v))
         yield failures
-        now = GaugeMetricFamily("dynamo_scrape_time_seconds", "Unix time of this scrape")
-        now.add_metric([], time.time())
-        yield now
+        members = GaugeMetricFamily(
+            "dynamo_members", "Members this node sees, by state", labels=["state"]
+        )
+        for state, n in s.get("members_by_state", {}).items():
+            members.add_metric([state], float(n))
+        yield members
+        lag = GaugeMetricFamily(
+            "dynamo_aae_lag", "Anti-entropy lag behind each peer", labels=["peer"]
+        )
+        for peer, n in s.get("aae_lag_by_peer", {}).items():
+            lag.add_metric([peer], float(n))
+        yield lag
+        pending = GaugeMetricFamily(
+            "dynamo_hints_pending_by_target", "Hints held", labels=["target"]
+        )
+        for target, n in s.get("hints_by_target", {}).items():
+            pending.add_metric([target], float(n))
+        yield pending
 
 
 class Metrics:
-    def __init__(self, source: StatsSource) -> None:
+    """One node's registry (never the process-global one: tests run several nodes)."""
+
+    def __init__(self, node: NodeView) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_NodeCollector(source))
+        self.requests = Counter(
+            "dynamo_http_requests",
+            "HTTP requests by operation and status",
+            ["op", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dynamo_http_request_seconds",
+            "HTTP request latency by operation",
+            ["op"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.siblings = Histogram(
+            "dynamo_get_siblings",
+            "Siblings per read",
+            buckets=SIBLING_BUCKETS,
+            registry=self.registry,
+        )
+        self.object_bytes = Histogram(
+            "dynamo_get_object_bytes",
+            "Object size per read",
+            buckets=SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_NodeCollector(node))
+
+    def observe_request(self, op: str, status: int, seconds: float) -> None:
+        self.requests.labels(op, str(status)).inc()
+        self.latency.labels(op).observe(seconds)
+
+    def observe_get(self, siblings: int, size: int) -> None:
+        self.siblings.observe(siblings)
+        self.object_bytes.observe(size)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

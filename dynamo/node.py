@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from dynamo import object as objects
+from dynamo import tls
 from dynamo.cluster import Cluster
 from dynamo.config import NodeConfig
 from dynamo.coordinator import Coordinator, object_key
@@ -27,7 +28,8 @@ from dynamo.stats import NodeStats
 from dynamo.storage import Store, StoreAPI, StoreConfig
 from gossip.membership import LEAVING, LEFT
 from http_api.errors import BadRequest, Unavailable
-from http_api.server import make_app
+from http_api.guards import AuthConfig, ConcurrencyLimit
+from http_api.server import LIMIT, make_app
 from http_api.types import (
     BucketProps,
     Content,
@@ -66,12 +68,19 @@ class Node:
             ),
         )
         self.replica = Replica(self.db, env.rng)
+        ssl_server = ssl_client = None
+        if config.peer_tls_cert_file and config.peer_tls_key_file and config.peer_tls_ca_file:
+            ssl_server, ssl_client = tls.peer_contexts(
+                config.peer_tls_cert_file, config.peer_tls_key_file, config.peer_tls_ca_file
+            )
         self.rpc: RpcAPI = rpc or Rpc(
             RpcConfig(
                 cluster=config.cluster_name,
                 node_id=config.node_id,
                 secret=config.secret(),
                 routes=config.routes(),
+                ssl_server=ssl_server,
+                ssl_client=ssl_client,
             )
         )
         self.cluster = Cluster(config, self.db, self.rpc, env)
@@ -93,9 +102,11 @@ class Node:
         self.ownership = Ownership(config, self.db, self.replica, self.cluster, self._call, env)
         self.listing = Listing(config.node_id, self.replica, self.cluster, self._call)
         self.metrics_registry = Metrics(self)
+        self.counters.get_observers.append(self.metrics_registry.observe_get)
         self.stopped = asyncio.Event()
         self.exit_requested = asyncio.Event()  # the node wants its process to stop (it left)
         self._runner: web.AppRunner | None = None
+        self.http_limit: ConcurrencyLimit | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._register()
 
@@ -129,10 +140,25 @@ class Node:
         cfg = self.config
         await self.rpc.listen(cfg.host, cfg.peer_port)
         if http:
-            app = make_app(self)
+            app = make_app(
+                self,
+                auth=AuthConfig(token=cfg.http_auth_token, basic=cfg.http_auth_basic),
+                max_concurrent=cfg.max_concurrent_requests,
+                observe=self.metrics_registry.observe_request,
+            )
+            self.http_limit = app[LIMIT]
+            ssl_context = None
+            if cfg.http_tls_cert_file and cfg.http_tls_key_file:
+                ssl_context = tls.http_server_context(cfg.http_tls_cert_file, cfg.http_tls_key_file)
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, cfg.http_bind, cfg.http_port, reuse_address=True)
+            site = web.TCPSite(
+                self._runner,
+                cfg.http_bind,
+                cfg.http_port,
+                reuse_address=True,
+                ssl_context=ssl_context,
+            )
             await site.start()
         await self.cluster.start()
         for aw in self.ownership.tasks():
@@ -241,6 +267,8 @@ class Node:
             rpc_calls_total=self.rpc.stats.calls,
             rpc_timeouts_total=self.rpc.stats.timeouts,
             rpc_protocol_errors_total=self.rpc.stats.protocol_errors,
+            rpc_auth_failures_total=self.rpc.stats.auth_failures,
+            rpc_connect_failures_total=self.rpc.stats.connect_failures,
             gossip_rounds_total=self.cluster.gossip.rounds,
             effective_n_val_warning=len(ring) < self.cluster.default_props().n_val,
         )
@@ -284,6 +312,32 @@ class Node:
         await self.cluster.spread()
         log.info("node %s left the cluster", self.node_id)
         self.exit_requested.set()
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """Figures only ``/metrics`` shows (label sets, RocksDB)."""
+        members = self.cluster.members_json()["members"]
+        states: dict[str, int] = {}
+        for m in members:
+            state = m["status"] if m["status"] == "left" else ("up" if m["up"] else "down")
+            states[state] = states.get(state, 0) + 1
+        out: dict[str, Any] = {
+            "members_by_state": states,
+            "aae_lag_by_peer": {p: v["lag"] for p, v in self.ownership.aae.status().items()},
+            "hints_by_target": self.db.hint_counts(),
+            "rpc_auth_failures_total": self.rpc.stats.auth_failures,
+            "rpc_connect_failures_total": self.rpc.stats.connect_failures,
+            "gossip_failed_rounds_total": self.cluster.gossip.failed_rounds,
+            "rocksdb_live_sst_bytes": self.db.property_int("rocksdb.live-sst-files-size"),
+            "rocksdb_pending_compaction_bytes": self.db.property_int(
+                "rocksdb.estimate-pending-compaction-bytes"
+            ),
+            "rocksdb_estimated_keys": self.db.property_int("rocksdb.estimate-num-keys"),
+            "rocksdb_memtable_bytes": self.db.property_int("rocksdb.cur-size-all-mem-tables"),
+        }
+        if self.http_limit is not None:
+            out["http_in_flight"] = self.http_limit.in_flight
+            out["http_overload_refused_total"] = self.http_limit.refused
+        return out
 
     def metrics(self) -> bytes:
         return self.metrics_registry.render()

@@ -33,6 +33,12 @@ EPOCH_LEASE_BLOCK = 10_000
 _U64 = struct.Struct(">Q")
 
 
+class TooManySiblings(Exception):
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} siblings")
+        self.count = count
+
+
 class Replica:
     """Local reads and writes of objects and hints."""
 
@@ -172,8 +178,13 @@ class Replica:
         hint_for: str | None,
         allow_mult: bool,
         last_write_wins: bool,
+        max_siblings: int = 0,
     ) -> Obj:
-        """Stamp a client's write with a new dot, merge it into our copy, store it."""
+        """Stamp a client's write with a new dot, merge it into our copy, store it.
+
+        With ``max_siblings``, a write that would leave more siblings than that is
+        refused (``TooManySiblings``) and nothing is stored.
+        """
         self.puts += 1
         marked = False
         if hint_for is not None:
@@ -188,6 +199,8 @@ class Replica:
         new = dvvset.update(dvvset.new_with_context(context, content), local, actor)
         if not allow_mult:
             new = objects.newest_only(new)
+        if max_siblings and dvvset.size(new) > max_siblings:
+            raise TooManySiblings(dvvset.size(new))
         if hint_for is not None:
             self.store.put_hint(hint_for, objkey, new)
         else:

@@ -226,11 +226,12 @@ class Connection(asyncio.Protocol):
             if cfg.secret is not None:
                 proof = body.get("proof")
                 want = _proof(cfg.secret, b"L", self.nonce, nonce)
-                if not isinstance(proof, bytes) or not hmac.compare_digest(proof, want):
-                    raise self._auth_failure("a wrong or missing cluster secret")
+                # Prove ourselves either way, so a listener with another secret notices too.
                 self._send(
                     [PROOF, 0, "proof", {"proof": _proof(cfg.secret, b"D", nonce, self.nonce)}]
                 )
+                if not isinstance(proof, bytes) or not hmac.compare_digest(proof, want):
+                    raise self._auth_failure("a wrong or missing cluster secret")
             self.ready.set_result(None)
         else:
             self._send([HELLO, 0, "hello", self._hello_body()])
@@ -337,9 +338,10 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         log.warning("closing connection with %s: %s", self.peer_node or "peer", why)
+        self._flush()  # what we owe the peer (e.g. our proof) goes before the close
         self.closed = True
         if self.transport is not None:
-            self.transport.abort()
+            self.transport.close()
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:

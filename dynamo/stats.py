@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 WINDOW_S = 60
@@ -90,8 +92,20 @@ class NodeStats:
         self.vnode_puts = Window()
         self.coord_redirs_total = 0
         self.hints_written_total = 0
+        self.siblings_refused_total = 0
+        self.get_observers: list[Callable[[int, int], None]] = []
         self.hints_delivered_total = 0
         self.quorum_failures: dict[str, int] = {}
+
+    def record_get(self, micros: float, siblings: int, size: int) -> None:
+        """One quorum read answered (siblings and size 0 when nothing was found)."""
+        now = time.time()
+        self.gets.add(now, micros)
+        if siblings:
+            self.get_siblings.add(now, siblings)
+            self.get_objsize.add(now, size)
+            for observe in self.get_observers:
+                observe(siblings, size)
 
     def snapshot(self, now: float) -> dict[str, float | int]:
         out: dict[str, float | int] = {
@@ -107,6 +121,7 @@ class NodeStats:
             "vnode_puts_total": self.vnode_puts.total,
             "coord_redirs_total": self.coord_redirs_total,
             "hints_written_total": self.hints_written_total,
+            "siblings_refused_total": self.siblings_refused_total,
             "hints_delivered_total": self.hints_delivered_total,
         }
         for prefix, window in (

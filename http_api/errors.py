@@ -6,6 +6,7 @@
     ├── BadRequest (400)          the request is malformed: the message says what to change
     │   └── URITooLong (414)
     ├── NotFound (404)
+    ├── Conflict (409)            too many siblings: resolve them before adding more
     ├── PreconditionFailed (412)
     ├── RequestTooLarge (413)
     ├── UnsupportedMediaType (415)
@@ -34,6 +35,10 @@ class URITooLong(BadRequest):
 
 class NotFound(ServiceError):
     status = 404
+
+
+class Conflict(ServiceError):
+    status = 409
 
 
 class PreconditionFailed(ServiceError):

@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -27,12 +28,20 @@ from http_api.errors import (
     ServiceError,
     UnsupportedMediaType,
 )
+from http_api.guards import (
+    AuthConfig,
+    ConcurrencyLimit,
+    Observe,
+    auth_middleware,
+    observe_middleware,
+)
 from http_api.service import NodeService
 from http_api.types import FetchResult, Sibling
 
 log = logging.getLogger(__name__)
 
 SERVICE: web.AppKey[NodeService] = web.AppKey("service", NodeService)
+LIMIT: web.AppKey[ConcurrencyLimit] = web.AppKey("limit", ConcurrencyLimit)
 RIAK_KV_VERSION = "3.0.16"
 RESOURCES = {
     "riak_kv_wm_buckets": "/buckets",
@@ -45,6 +54,7 @@ RESOURCES = {
     "riak_kv_wm_stats": "/stats",
 }
 _RESOURCES_BODY = json.dumps(RESOURCES).encode()
+_UI_PAGE = Path(__file__).parent / "static" / "ui.html"
 _JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -390,13 +400,34 @@ class Api:
     async def admin_leave(self, request: web.Request) -> web.Response:
         return _json(await self.svc.leave())
 
+    async def admin_ui(self, request: web.Request) -> web.Response:
+        return web.Response(body=_UI_PAGE.read_bytes(), content_type="text/html", charset="utf-8")
 
-def make_app(service: NodeService, *, extra_middlewares: tuple[Any, ...] = ()) -> web.Application:
-    """The aiohttp application for one node."""
+
+def make_app(
+    service: NodeService,
+    *,
+    auth: AuthConfig | None = None,
+    max_concurrent: int = 1024,
+    observe: Observe | None = None,
+) -> web.Application:
+    """The aiohttp application for one node.
+
+    Middlewares, outermost first: observation (metrics), authentication, the
+    concurrency limit, then errors to statuses.
+    """
+    limit = ConcurrencyLimit(max_concurrent)
+    middlewares: list[Any] = []
+    if observe is not None:
+        middlewares.append(observe_middleware(observe))
+    if auth is not None and auth.enabled:
+        middlewares.append(auth_middleware(auth))
+    middlewares += [limit.middleware, errors_middleware]
     app = web.Application(
-        middlewares=[*extra_middlewares, errors_middleware],
+        middlewares=middlewares,
         client_max_size=service.max_object_bytes + 1024 * 1024,
     )
+    app[LIMIT] = limit
     app[SERVICE] = service
     api = Api(service)
     r = app.router
@@ -415,4 +446,5 @@ def make_app(service: NodeService, *, extra_middlewares: tuple[Any, ...] = ()) -
     r.add_get("/admin/aae", api.admin_aae)
     r.add_post("/admin/join", api.admin_join)
     r.add_post("/admin/leave", api.admin_leave)
+    r.add_get("/admin/ui", api.admin_ui)
     return app
