@@ -89,7 +89,9 @@ class Cluster:
     # --- Gossip plumbing ----------------------------------------------------------------------
 
     async def _transport(self, addr: str, method: str, body: Any) -> Any:
-        return await self.rpc.call(addr, method, body, self.config.rpc_timeout_ms / 1000)
+        # A gossip exchange that takes longer than a few rounds is not worth waiting for.
+        timeout_s = min(self.config.rpc_timeout_ms / 1000, 3 * self.config.gossip_interval_s)
+        return await self.rpc.call(addr, method, body, timeout_s)
 
     def register(self) -> None:
         self.rpc.register("gossip_syn", self.gossip.handle_syn)

@@ -115,6 +115,12 @@ def history_bytes(data: bytes) -> bytes:
     return data[2:-10]
 
 
+def digest(data: bytes) -> bytes:
+    """16 bytes naming a stored object's history and values (its seq left out)."""
+    out: bytes = mmh3.hash_bytes(history_bytes(data))
+    return out
+
+
 def merge(a: Obj, b: Obj, allow_mult: bool) -> Obj:
     """Two replicas' copies merged; with ``allow_mult`` off, the newest value wins."""
     out = dvvset.sync(a, b)

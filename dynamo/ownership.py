@@ -100,6 +100,7 @@ class Ownership:
 
     def register(self, register: Callable[[str, Any], None]) -> None:
         register("aae_pull", self.aae_service.handle_pull)
+        register("aae_fetch", self.aae_service.handle_fetch)
         register("handoff", self.handle_handoff)
 
     def tasks(self) -> list[Awaitable[Any]]:

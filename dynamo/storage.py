@@ -102,6 +102,7 @@ class StoreAPI(Protocol):
 
     def get_raw(self, objkey: bytes) -> bytes | None: ...
     def get(self, objkey: bytes) -> tuple[Obj, int] | None: ...
+    def digest(self, objkey: bytes) -> bytes | None: ...
     def put(
         self,
         objkey: bytes,
@@ -244,6 +245,10 @@ class Store:
     def get(self, objkey: bytes) -> tuple[Obj, int] | None:
         raw = self.get_raw(objkey)
         return None if raw is None else objects.decode(raw)
+
+    def digest(self, objkey: bytes) -> bytes | None:
+        raw = self.get_raw(objkey)
+        return None if raw is None else objects.digest(raw)
 
     def put(
         self,

@@ -125,6 +125,10 @@ class MemStore:
         raw = self.get_raw(objkey)
         return None if raw is None else objects.decode(raw)
 
+    def digest(self, objkey: bytes) -> bytes | None:
+        raw = self.get_raw(objkey)
+        return None if raw is None else objects.digest(raw)
+
     def put(
         self,
         objkey: bytes,

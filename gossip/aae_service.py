@@ -19,6 +19,7 @@ from gossip.antientropy import (
     AntiEntropyError,
     Entry,
     PullReply,
+    fetch_reply_from_wire,
     reply_from_wire,
     reply_to_wire,
     request_from_wire,
@@ -37,6 +38,10 @@ class ReplicaLog(Protocol):
     def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]: ...
 
     def get_raw(self, objkey: bytes) -> bytes | None: ...
+
+    def digest(self, objkey: bytes) -> bytes | None:
+        """A digest of the stored object's history (equal copies, equal digests)."""
+        ...
 
 
 Call = Callable[[str, str, Any], Awaitable[Any]]  # (peer, method, body) -> reply
@@ -110,6 +115,19 @@ class AntiEntropyService:
         try:
             raw = await self.call(peer, "aae_pull", request_to_wire(request))
             reply: PullReply = reply_from_wire(raw)
+            wanted = [k for k, d in reply.entries if self.replica_log.digest(k) != d]
+            progress = self.core.progress(peer)
+            while wanted:
+                handled, objs = fetch_reply_from_wire(
+                    await self.call(peer, "aae_fetch", [wanted, self.core.max_round_bytes])
+                )
+                if handled <= 0:
+                    raise AntiEntropyError("a fetch that handled nothing")
+                wanted = wanted[handled:]
+                progress.objects_in += len(objs)
+                progress.bytes_in += sum(len(k) + len(v) for k, v in objs)
+                if objs:
+                    self.changed += await self.apply(objs)
         except AntiEntropyError as e:
             self.failed_rounds += 1
             log.warning("anti-entropy with %s: bad reply (%s)", peer, e)
@@ -118,8 +136,6 @@ class AntiEntropyService:
             self.failed_rounds += 1
             log.debug("anti-entropy with %s failed: %s", peer, e)
             return True  # rest before trying a failing peer again
-        if reply.entries:
-            self.changed += await self.apply(reply.entries)
         moved = self.core.accept(peer, request, reply)
         if moved is not None:
             self.persist(peer, *moved)
@@ -129,6 +145,16 @@ class AntiEntropyService:
         request = request_from_wire(body)
         head = self.replica_log.seq
         reply = self.core.serve(
-            request, head, self.replica_log.log_after, self.replica_log.get_raw, self.n_val_of
+            request, head, self.replica_log.log_after, self.replica_log.digest, self.n_val_of
         )
         return reply_to_wire(reply)
+
+    def handle_fetch(self, body: Any, peer: str = "") -> Any:
+        try:
+            objkeys, max_bytes = body
+            keys = [bytes(k) for k in objkeys]
+            budget = max(1024, min(int(max_bytes), 64 * 1024 * 1024))
+        except (TypeError, ValueError) as e:
+            raise AntiEntropyError(f"malformed fetch: {e}") from e
+        handled, objs = self.core.fetch(keys, self.replica_log.get_raw, budget)
+        return [handled, [list(e) for e in objs]]

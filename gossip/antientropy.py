@@ -15,6 +15,11 @@ A watermark belongs to the pair (peer incarnation, range spec):
   (membership changed, a bucket got another n_val) the watermark restarts at
   0 so newly gained ranges are filled (join bootstrap is just this).
 
+A reply names the changed keys with a digest of each object's history, not the
+objects: the requester fetches (``fetch``) only those whose digest differs from
+its own copy. Writes already replicated by the coordinator cost a key and 16
+bytes, not a second copy of the object.
+
 Each pull also tells the responder how far the requester has applied the
 responder's log (and for which spec): that is the proof the responder uses to
 drop data it no longer replicates and to reap tombstones once every primary
@@ -36,6 +41,8 @@ import msgpack
 # spec: n_val -> sorted, non-overlapping ranges (lo exclusive, hi inclusive)
 Spec = Mapping[int, list[tuple[int, int]]]
 Entry = tuple[bytes, bytes]  # (objects key, object bytes)
+Digested = tuple[bytes, bytes]  # (objects key, digest of the object's history)
+FETCH_MAX_KEYS = 500
 DEFAULT_SCAN_LIMIT = 2000
 
 
@@ -82,7 +89,7 @@ class PullReply:
     head: int
     next_after: int  # the watermark once ``entries`` are applied
     complete: bool  # nothing was left after ``next_after`` when this was built
-    entries: tuple[Entry, ...]
+    entries: tuple[Digested, ...]  # the requester fetches only those it does not hold alike
 
 
 def request_to_wire(r: PullRequest) -> list[Any]:
@@ -120,6 +127,17 @@ def request_from_wire(x: Any) -> PullRequest:
 
 def reply_to_wire(r: PullReply) -> list[Any]:
     return [r.incarnation, r.head, r.next_after, r.complete, [list(e) for e in r.entries]]
+
+
+def fetch_reply_from_wire(x: Any) -> tuple[int, tuple[Entry, ...]]:
+    try:
+        handled, entries = x
+        parsed = tuple((bytes(k), bytes(v)) for k, v in entries)
+        if not isinstance(handled, int) or handled < 0:
+            raise TypeError("handled must be a non-negative integer")
+    except (TypeError, ValueError) as e:
+        raise AntiEntropyError(f"malformed fetch reply: {e}") from e
+    return handled, parsed
 
 
 def reply_from_wire(x: Any) -> PullReply:
@@ -206,8 +224,6 @@ class AntiEntropy:
         """
         p = self.progress(peer)
         p.rounds += 1
-        p.objects_in += len(reply.entries)
-        p.bytes_in += sum(len(k) + len(v) for k, v in reply.entries)
         p.peer_head = reply.head
         if spec_hash(request.spec) != p.spec:
             return None  # our ranges changed during the round
@@ -233,12 +249,12 @@ class AntiEntropy:
         request: PullRequest,
         head: int,
         log_after: Callable[[int, int], list[tuple[int, bytes]]],
-        get_raw: Callable[[bytes], bytes | None],
+        digest_of: Callable[[bytes], bytes | None],
         n_val_of: Callable[[bytes], int],
     ) -> PullReply:
-        """Entries of our log after the request's watermark in the requester's ranges.
+        """Keys of our log after the request's watermark in the requester's ranges,
+        with digests, at most ``scan_limit`` log entries per round.
 
-        Bounded by ``request.max_bytes`` and by ``scan_limit`` log entries per round.
         ``head`` is our last seq, read in the same step as the log (no new entry
         can appear at or below it). Records how far the requester applied our log.
         """
@@ -247,26 +263,18 @@ class AntiEntropy:
         progress = self.progress(request.requester)
         progress.has_ours = (self.incarnation, request.spec, after) if ours else None
         scanned = log_after(after, self.scan_limit)
-        entries: list[Entry] = []
-        size = 0
+        entries: list[Digested] = []
         next_after = after
-        full = False
         for seq, objkey in scanned:
             pos = int.from_bytes(objkey[:8], "big")
             if spec_covers(request.spec, n_val_of(objkey), pos):
-                raw = get_raw(objkey)
-                if raw is not None:
-                    if entries and size + len(raw) > request.max_bytes:
-                        full = True
-                        break
-                    entries.append((objkey, raw))
-                    size += len(objkey) + len(raw)
+                digest = digest_of(objkey)
+                if digest is not None:
+                    entries.append((objkey, digest))
             next_after = seq
-        complete = not full and len(scanned) < self.scan_limit
+        complete = len(scanned) < self.scan_limit
         if complete:
             next_after = max(next_after, head)
-        self.objects_out += len(entries)
-        self.bytes_out += size
         return PullReply(
             incarnation=self.incarnation,
             head=head,
@@ -274,6 +282,28 @@ class AntiEntropy:
             complete=complete,
             entries=tuple(entries),
         )
+
+    def fetch(
+        self, objkeys: list[bytes], get_raw: Callable[[bytes], bytes | None], max_bytes: int
+    ) -> tuple[int, list[Entry]]:
+        """The objects asked for, in order, until ``max_bytes`` (at least one).
+
+        Returns how many of the keys were handled (sent, or gone since) and the objects.
+        """
+        out: list[Entry] = []
+        size = 0
+        handled = 0
+        for objkey in objkeys[:FETCH_MAX_KEYS]:
+            raw = get_raw(objkey)
+            if raw is not None:
+                if out and size + len(raw) > max_bytes:
+                    break
+                out.append((objkey, raw))
+                size += len(objkey) + len(raw)
+            handled += 1
+        self.objects_out += len(out)
+        self.bytes_out += size
+        return handled, out
 
     # --- Proofs -------------------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ from gossip.scuttlebutt import (
 
 log = logging.getLogger(__name__)
 
+MAX_ROUNDS_IN_FLIGHT = 3  # rounds waiting on slow peers; beyond it, skip a round
+
 
 class GossipTransport(Protocol):
     """Carries one gossip message to the node at an address and returns its answer.
@@ -105,13 +107,25 @@ class GossipService:
         return choose_peer(self.rng, live, down, self.seeds, self.self_addr)
 
     async def run(self) -> None:
-        """Gossip forever (cancel to stop)."""
-        while True:
-            self.sb.beat()
-            addr = self.choose()
-            if addr is not None:
-                await self.round(addr)
-            await asyncio.sleep(self.interval_s * (0.9 + 0.2 * self.rng.random()))
+        """Gossip forever (cancel to stop).
+
+        The heartbeat and the next round never wait for a slow peer: each round
+        runs on its own, a few at most at once, so one stopped node cannot make
+        the others look silent to each other.
+        """
+        rounds: set[asyncio.Task[bool]] = set()
+        try:
+            while True:
+                self.sb.beat()
+                addr = self.choose()
+                if addr is not None and len(rounds) < MAX_ROUNDS_IN_FLIGHT:
+                    task = asyncio.ensure_future(self.round(addr))
+                    rounds.add(task)
+                    task.add_done_callback(rounds.discard)
+                await asyncio.sleep(self.interval_s * (0.9 + 0.2 * self.rng.random()))
+        finally:
+            for t in rounds:
+                t.cancel()
 
     async def round(self, addr: str) -> bool:
         """One push/pull exchange with the node at ``addr``."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from dynamo.localcluster import get_json, http, wait_for
+from dynamo.localcluster import NodeProcess, get_json, http, wait_for
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster
@@ -110,3 +111,24 @@ def test_a_seed_down_at_start_is_retried_while_http_serves(make_cluster: MakeClu
         "PUT", second.url + "/buckets/b/keys/k?w=all", b"v", {"Content-Type": "text/plain"}
     )
     assert status == 204
+
+
+def test_a_stopped_node_does_not_make_the_others_look_down(make_cluster: MakeCluster) -> None:
+    """Gossip rounds stuck on a SIGSTOPped peer must not starve the others' heartbeats."""
+    c = make_cluster(3)
+    c.wait_converged()
+    a, b, stopped = c.nodes
+    stopped.pause()
+    c.wait_up_everywhere(stopped, up=False)
+
+    def member(viewer: NodeProcess, node: NodeProcess) -> dict[str, Any]:
+        members = get_json(viewer.url + "/admin/members")["members"]
+        return next(m for m in members if m["node"] == node.node_id)
+
+    # Long enough for several rounds to have picked the stopped peer.
+    wait_for(lambda: float(member(a, stopped)["phi"]) > 20, 40, "the stopped node deeply suspected")
+    assert member(a, b)["up"]
+    assert member(b, a)["up"]
+    assert float(member(a, b)["phi"]) < 4
+    stopped.resume()
+    c.wait_up_everywhere(stopped, up=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
@@ -48,20 +49,36 @@ def three(_: bytes) -> int:
     return 3
 
 
+def digest(value: bytes) -> bytes:
+    return hashlib.sha1(value).digest()[:16]
+
+
 def pull(
     a: AntiEntropy,
     b: AntiEntropy,
     b_log: MemLog,
     spec: dict[int, list[tuple[int, int]]],
     applied: dict[bytes, bytes],
+    fetched: list[bytes] | None = None,
 ) -> PullReply:
-    """One round: a pulls from b, applies, accepts."""
+    """One round: a pulls digests from b, fetches what differs, applies, accepts."""
     req = a.pull_request("b", spec)
     req = request_from_wire(request_to_wire(req))  # through the wire form
-    reply = reply_from_wire(
-        reply_to_wire(b.serve(req, b_log.seq, b_log.log_after, b_log.get_raw, three))
-    )
-    applied.update(reply.entries)
+
+    def digest_of(k: bytes) -> bytes | None:
+        v = b_log.get_raw(k)
+        return None if v is None else digest(v)
+
+    served = b.serve(req, b_log.seq, b_log.log_after, digest_of, three)
+    reply = reply_from_wire(reply_to_wire(served))
+    wanted = [k for k, d in reply.entries if k not in applied or digest(applied[k]) != d]
+    while wanted:
+        handled, objs = b.fetch(wanted, b_log.get_raw, a.max_round_bytes)
+        assert handled > 0
+        wanted = wanted[handled:]
+        applied.update(objs)
+        if fetched is not None:
+            fetched.extend(k for k, _ in objs)
     a.accept("b", req, reply)
     return reply
 
@@ -94,11 +111,26 @@ def test_only_changes_after_the_watermark_are_sent() -> None:
         log.write(i, f"k{i}", b"x")
     got: dict[bytes, bytes] = {}
     pull(a, b, log, EVERYTHING, got)
-    log.write(5, "k5", b"new")
-    got.clear()
-    r = pull(a, b, log, EVERYTHING, got)
-    assert list(got.values()) == [b"new"]
+    k5 = log.write(5, "k5", b"new")
+    fetched: list[bytes] = []
+    r = pull(a, b, log, EVERYTHING, got, fetched)
+    assert fetched == [k5]
+    assert got[k5] == b"new"
     assert r.next_after == 101
+
+
+def test_copies_the_requester_already_holds_are_not_fetched() -> None:
+    a, b = AntiEntropy("a", "ia"), AntiEntropy("b", "ib")
+    log = MemLog()
+    got: dict[bytes, bytes] = {}
+    for i in range(20):
+        k = log.write(i, f"k{i}", b"v")
+        got[k] = b"v"  # replicated by the coordinator already
+    k7 = log.write(7, "k7", b"changed")
+    fetched: list[bytes] = []
+    r = pull(a, b, log, EVERYTHING, got, fetched)
+    assert fetched == [k7]
+    assert len(r.entries) == 20
 
 
 def test_only_the_requesters_ranges_are_sent() -> None:
@@ -142,15 +174,14 @@ def test_a_wiped_peer_is_read_from_zero_not_trusted() -> None:
     assert a.progress("b").watermark == r.next_after == 1
 
 
-def test_round_bytes_are_bounded() -> None:
-    a, b = AntiEntropy("a", "ia", max_round_bytes=10_000), AntiEntropy("b", "ib")
+def test_fetches_are_bounded_in_bytes() -> None:
+    b = AntiEntropy("b", "ib")
     log = MemLog()
-    for i in range(50):
-        log.write(i, f"k{i}", b"x" * 1000)
-    got: dict[bytes, bytes] = {}
-    r = pull(a, b, log, EVERYTHING, got)
-    assert 1 <= len(r.entries) <= 10
-    assert not r.complete
+    keys = [log.write(i, f"k{i}", b"x" * 1000) for i in range(50)]
+    handled, objs = b.fetch(keys, log.get_raw, 10_000)
+    assert 1 <= handled == len(objs) <= 10
+    handled, objs = b.fetch(keys, log.get_raw, 10)  # always at least one
+    assert (handled, len(objs)) == (1, 1)
 
 
 def test_proofs_come_from_the_peers_requests() -> None:
