@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
+import os
 import signal
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -106,14 +109,15 @@ def load_config(args: argparse.Namespace) -> config_mod.NodeConfig:
 
 
 async def _serve(cfg: config_mod.NodeConfig) -> int:
+    from dynamo.cluster import LeftCluster
     from dynamo.node import Node
     from dynamo.storage import StorageError
 
     try:
         node = Node(cfg)
-    except StorageError as e:
+    except (StorageError, LeftCluster) as e:
         log.error("%s", e)
-        return 2
+        return 3 if isinstance(e, LeftCluster) else 2
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -147,18 +151,41 @@ def cmd_start(args: argparse.Namespace) -> int:
 # --- status, members, ring, join, leave -----------------------------------------------------------
 
 
-def http_json(url: str, method: str = "GET", body: Any = None, timeout: float = 10) -> Any:
+def http_json(
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    timeout: float = 10,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None:
         req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
         return json.loads(resp.read() or b"null")
 
 
+def admin_access(args: argparse.Namespace) -> tuple[dict[str, str], ssl.SSLContext | None]:
+    """Credentials and TLS trust for the admin commands (flags, else DYNAMO_* variables)."""
+    headers = {}
+    token = args.token or os.environ.get("DYNAMO_HTTP_AUTH_TOKEN", "")
+    basic = args.basic or os.environ.get("DYNAMO_HTTP_AUTH_BASIC", "")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif basic:
+        headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
+    ca = args.ca_file or os.environ.get("DYNAMO_CA_FILE", "")
+    return headers, ssl.create_default_context(cafile=ca) if ca else None
+
+
 def _admin(args: argparse.Namespace, path: str, method: str = "GET", body: Any = None) -> Any:
+    headers, context = admin_access(args)
     try:
-        return http_json(args.url.rstrip("/") + path, method, body)
+        return http_json(
+            args.url.rstrip("/") + path, method, body, headers=headers, context=context
+        )
     except urllib.error.HTTPError as e:
         print(f"dynamo: {e.code} {e.read().decode(errors='replace').strip()}", file=sys.stderr)
         raise SystemExit(1)
@@ -227,10 +254,18 @@ def cmd_join(args: argparse.Namespace) -> int:
 def cmd_leave(args: argparse.Namespace) -> int:
     from dynamo.leave_cli import follow_leave
 
-    return follow_leave(args.url, _admin(args, "/admin/leave", "POST", {}), args.timeout)
+    started = _admin(args, "/admin/leave", "POST", {})
+    headers, context = admin_access(args)
+    return follow_leave(args.url, started, args.timeout, headers, context)
 
 
 # --- main -------------------------------------------------------------------------------------
+
+
+def _access_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token", default="", help="bearer token (env DYNAMO_HTTP_AUTH_TOKEN)")
+    p.add_argument("--basic", default="", help="user:password (env DYNAMO_HTTP_AUTH_BASIC)")
+    p.add_argument("--ca-file", default="", help="CA to trust for https URLs (env DYNAMO_CA_FILE)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     _start_flags(p)
     p.set_defaults(func=cmd_start)
 
+    from dynamo.bench.cli import add_parser as add_bench_parser
     from dynamo.chaos.cli import add_parser as add_chaos_parser
     from dynamo.simulation.cli import add_parser as add_sim_parser
     from dynamo.up import add_up_parser
@@ -251,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_up_parser(sub)
     add_sim_parser(sub)
     add_chaos_parser(sub)
+    add_bench_parser(sub)
 
     for name, func, helptext in (
         ("status", cmd_status, "a node's counters"),
@@ -260,16 +297,19 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--url", default="http://127.0.0.1:8098", help="a node's HTTP address")
         p.add_argument("--json", action="store_true", help="print the raw JSON")
+        _access_flags(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("join", help="make a node gossip with a seed now")
     p.add_argument("--url", default="http://127.0.0.1:8098")
     p.add_argument("--seed", required=True, help="host:peer_port of a cluster member")
+    _access_flags(p)
     p.set_defaults(func=cmd_join)
 
     p = sub.add_parser("leave", help="make a node hand its data over and leave the cluster")
     p.add_argument("--url", default="http://127.0.0.1:8098")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait, default 600")
+    _access_flags(p)
     p.set_defaults(func=cmd_leave)
     return parser
 

@@ -36,6 +36,10 @@ META_PROPS = b"bucket_props"
 DOWN_CACHE_S = 0.1
 
 
+class LeftCluster(Exception):
+    """This node left the cluster; it does not come back by itself."""
+
+
 class Cluster:
     """Membership, liveness, ring and bucket props, as this node sees them."""
 
@@ -63,6 +67,11 @@ class Cluster:
             on_updates=self._on_updates,
         )
         stored = (store.get_meta(META_STATUS) or b"").decode()
+        if stored == LEFT and not config.rejoin:
+            raise LeftCluster(
+                f"node {self.node_id} left the cluster: to join again, start it with"
+                " --set rejoin=true, or wipe its data directory"
+            )
         if stored in (VALID, LEAVING):
             status = stored
         else:

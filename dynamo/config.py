@@ -31,6 +31,7 @@ class NodeConfig:
     http_port: int = 8098
     peer_port: int = 8099
     seeds: tuple[str, ...] = ()  # host:peer_port of nodes to join through
+    rejoin: bool = False  # start a node that left the cluster and join again
     peer_routes: tuple[str, ...] = ()  # "addr=via": dial peer addr through via (a fault proxy)
     cluster_name: str = "dynamo"  # peers from another cluster are refused
     cluster_secret_file: Path | None = None  # HMAC secret every peer must prove

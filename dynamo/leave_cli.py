@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 import time
 import urllib.error
@@ -12,14 +13,21 @@ from typing import Any
 POLL_S = 0.5
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return json.loads(resp.read())
-
-
-def follow_leave(url: str, started: Any, timeout_s: float) -> int:
+def follow_leave(
+    url: str,
+    started: Any,
+    timeout_s: float,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> int:
     """Print progress until the node reports ``left`` or stops answering."""
     base = url.rstrip("/")
+
+    def _get(target: str) -> Any:
+        req = urllib.request.Request(target, headers=headers or {})
+        with urllib.request.urlopen(req, timeout=5, context=context) as resp:
+            return json.loads(resp.read())
+
     node = started.get("node", "?")
     print(f"{node}: {started.get('status')}", flush=True)
     deadline = time.monotonic() + timeout_s

@@ -1,9 +1,12 @@
 """The asyncio shell of anti-entropy: rounds with every peer, paced by what they find.
 
-A round pulls one bounded batch from a peer. While a peer has a backlog the
-next round with it follows at once; once it has nothing new, the peer is
-asked again only every ``quiet_interval_s``, so a quiet cluster costs one
-small exchange per peer every few seconds whatever it stores.
+A round pulls one bounded batch of digests from a peer and fetches the objects
+that differ. While that finds copies we lack, the next round with the peer
+follows at once; while it only finds changes we already hold (under a write
+load the coordinator replicates them), rounds keep an ``interval_s`` pace; once
+a peer has nothing new, it is asked again only every ``quiet_interval_s``, so a
+quiet cluster costs one small exchange per peer every few seconds whatever it
+stores.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class AntiEntropyService:
         self.rounds = 0
         self.failed_rounds = 0
         self.changed = 0
+        self.fetched = 0
         self.wake = asyncio.Event()
 
     def poke(self) -> None:
@@ -93,9 +97,17 @@ class AntiEntropyService:
             peers = self.peers()
             for peer in peers:
                 if self.due.get(peer, 0.0) <= now:
+                    fetched_before = self.fetched
                     complete = await self.round(peer)
-                    # backlog: come back at once (after the other peers); caught up: rest
-                    delay = self.quiet_interval_s if complete else 0.0
+                    # Caught up: rest. A backlog of copies we lacked: come back at once.
+                    # A backlog of changes we already hold (the coordinator replicated
+                    # them): keep pace without chasing the head under a write load.
+                    if complete:
+                        delay = self.quiet_interval_s
+                    elif self.fetched > fetched_before:
+                        delay = 0.0
+                    else:
+                        delay = self.interval_s
                     self.due[peer] = self.clock() + delay
             pending = [self.due.get(p, 0.0) for p in peers]
             wait = min(pending, default=now + self.interval_s) - self.clock()
@@ -125,6 +137,7 @@ class AntiEntropyService:
                     raise AntiEntropyError("a fetch that handled nothing")
                 wanted = wanted[handled:]
                 progress.objects_in += len(objs)
+                self.fetched += len(objs)
                 progress.bytes_in += sum(len(k) + len(v) for k, v in objs)
                 if objs:
                     self.changed += await self.apply(objs)

@@ -43,7 +43,7 @@ Spec = Mapping[int, list[tuple[int, int]]]
 Entry = tuple[bytes, bytes]  # (objects key, object bytes)
 Digested = tuple[bytes, bytes]  # (objects key, digest of the object's history)
 FETCH_MAX_KEYS = 500
-DEFAULT_SCAN_LIMIT = 2000
+DEFAULT_SCAN_LIMIT = 1000
 
 
 class AntiEntropyError(ValueError):

@@ -81,9 +81,13 @@ def test_a_wiped_node_refills_every_key_without_reads(make_cluster: MakeCluster)
     # n_val 3 on three nodes: it is a primary for every key.
     wait_for(lambda: not holds_all(victim, "wipe", keys[::50]), 60, "a sample of keys refilled")
     assert holds_all(victim, "wipe", keys) == []
-    aae = get_json(victim.url + "/admin/aae")
-    assert set(aae["peers"]) == {"n1", "n3"}
-    assert all(p["lag"] == 0 for p in aae["peers"].values())
+    assert set(get_json(victim.url + "/admin/aae")["peers"]) == {"n1", "n3"}
+
+    def caught_up() -> bool:
+        peers = get_json(victim.url + "/admin/aae")["peers"].values()
+        return all(p["lag"] == 0 and p["complete"] for p in peers)
+
+    wait_for(caught_up, 30, "the refilled node's anti-entropy to report no lag")
 
 
 def test_divergence_heals_without_reads_or_hints(make_cluster: MakeCluster) -> None:
