@@ -439,7 +439,7 @@ class Coordinator:
                 settle(self.node_id, True, True)
             except (StorageError, TimeoutError) as e:
                 settle(self.node_id, True, False)
-                log.warning("local WAL sync failed: %s", e)
+                log.warning("local WAL sync failed: %r", e)
         else:
             settle(self.node_id, True, False)
         if not enough.done():

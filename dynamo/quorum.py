@@ -142,9 +142,8 @@ class GetQuorum:
         return Outcome.PENDING
 
     def _failed_outcome(self) -> Outcome:
-        if self.num_pok + self._remaining_primaries() < self.pr:
-            return Outcome.ERROR
-        # Not enough to answer, but what did answer says "not found".
+        # Not enough to answer, but what did answer says "not found" (before the PR
+        # check, as in Riak: a key that is nowhere is a 404, not a 503).
         if self.num_notfound and self.num_notfound + self.num_ok >= self.r:
             return Outcome.NOTFOUND if self.merged() is None else Outcome.ERROR
         return Outcome.ERROR

@@ -38,6 +38,7 @@ REQUEST, REPLY, ERROR, HELLO, PROOF = 0, 1, 2, 3, 4
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 HANDSHAKE_TIMEOUT_S = 5.0
+HANDSHAKE_MAX_FRAME = 64 * 1024  # what a peer may send before it has proven itself
 
 Handler = Callable[[Any, str], Awaitable[Any] | Any]
 
@@ -94,6 +95,8 @@ class Connection(asyncio.Protocol):
         self.unpacker = msgpack.Unpacker(
             raw=False, max_buffer_size=rpc.config.max_frame_bytes, strict_map_key=False
         )
+        self.fed = 0  # bytes fed to the unpacker since the connection opened
+        self.frame_start = 0  # where the frame in progress began
         self.pending: dict[int, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
         self.loop = asyncio.get_running_loop()
         self.next_id = 1
@@ -127,11 +130,20 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
+            self.fed += len(data)
             self.unpacker.feed(data)
             for frame in self.unpacker:
+                self.frame_start = self.unpacker.tell()
                 self._frame(frame)
                 if self.closed:
                     return
+            # The unpacker parses an unfinished frame as it comes (and keeps what it
+            # parsed): bound the frame in progress, tightly until the peer proved itself.
+            limit = self.rpc.config.max_frame_bytes
+            if not self.ready.done():
+                limit = min(limit, HANDSHAKE_MAX_FRAME)
+            if self.fed - self.frame_start > limit:
+                raise msgpack.BufferFull
         except msgpack.BufferFull:
             self.rpc.stats.frames_too_large += 1
             self._fail(f"a frame above {self.rpc.config.max_frame_bytes} bytes")
@@ -248,7 +260,7 @@ class Connection(asyncio.Protocol):
         handler = self.rpc.handlers.get(method)
         self.rpc.stats.served += 1
         if handler is None:
-            self._send([ERROR, rid, "", f"unknown method {method!r}"])
+            self._reply_error(rid, method, LookupError(f"unknown method {method[:64]!r}"))
             return
         try:
             result = handler(body, self.peer_node)
@@ -283,8 +295,11 @@ class Connection(asyncio.Protocol):
 
     def _reply_error(self, rid: int, method: str, e: Exception) -> None:
         if not isinstance(e, (RpcError, ValueError, LookupError)):
-            log.exception("handler %s failed", method)
-        self._send([ERROR, rid, "", f"{type(e).__name__}: {e}"])
+            log.exception("handler %s failed", method[:64])
+        try:
+            self._send([ERROR, rid, "", f"{type(e).__name__}: {str(e)[:1000]}"])
+        except RpcError:
+            self._send([ERROR, rid, "", type(e).__name__])
 
     # --- Sending ------------------------------------------------------------------------------
 

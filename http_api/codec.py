@@ -88,10 +88,23 @@ def text_siblings(siblings: Iterable[Sibling]) -> bytes:
     return ("Siblings:\n" + "".join(f"{s.vtag}\n" for s in siblings)).encode()
 
 
+def _utf8(name: str, value: str | None) -> None:
+    """Header bytes that are not UTF-8 reach us as lone surrogates: refuse them."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"header {name.encode('utf-8', 'replace').decode()} is not valid UTF-8")
+
+
 def content_from_headers(
     headers: Mapping[str, str], meta: Iterable[tuple[str, str]], body: bytes, now_us: int
 ) -> Content:
     """A new sibling from a PUT/POST request. ``meta`` is every (name, value) header pair."""
+    for name in ("Content-Type", "Content-Encoding", "Link"):
+        _utf8(name, headers.get(name))
     ctype = headers.get("Content-Type")
     if not ctype:
         raise BadRequest("Content-Type header is missing: every stored value needs one")
@@ -105,6 +118,8 @@ def content_from_headers(
     indexes: list[tuple[str, str]] = []
     for name, value in meta:
         low = name.lower()
+        if low.startswith((META_PREFIX, INDEX_PREFIX)):
+            _utf8(name, value)
         if low.startswith(META_PREFIX) and len(low) > len(META_PREFIX):
             user_meta.append((name[len(META_PREFIX) :], value))
         elif low.startswith(INDEX_PREFIX) and len(low) > len(INDEX_PREFIX):

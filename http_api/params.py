@@ -25,7 +25,7 @@ def quorum(params: Mapping[str, str], name: str) -> QuorumValue:
         return "default"
     if raw in QUORUM_WORDS:
         return raw
-    if raw.isdigit() and len(raw) < 6:
+    if raw.isascii() and raw.isdigit() and len(raw) < 6:
         return int(raw)
     raise BadRequest(
         f"{name}={raw!r} is not a quorum: use a non-negative integer, one, quorum, all or default"
@@ -47,7 +47,7 @@ def timeout_ms(params: Mapping[str, str]) -> int | None:
     raw = params.get("timeout")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_TIMEOUT_MS:
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_TIMEOUT_MS:
         raise BadRequest(
             f"timeout={raw!r} is not a timeout: use milliseconds, from 1 to {MAX_TIMEOUT_MS}"
         )

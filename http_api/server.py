@@ -59,6 +59,10 @@ _JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _text(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status, text=message if message.endswith("\n") else message + "\n", headers=headers
@@ -137,11 +141,11 @@ class Api:
                 raise NotFound(f"bucket type {btype!r} does not exist: use 'default'")
             parts = parts[2:]
             if parts == ["buckets"]:
-                return await self.list_buckets(request)
+                return await self._list_buckets_get(request)
         if parts[0] != "buckets":
             raise NotFound("unknown resource")
         if len(parts) == 1:
-            return await self.list_buckets(request)
+            return await self._list_buckets_get(request)
         bucket = params.segment(parts[1], "bucket")
         if len(parts) == 3 and parts[2] == "props":
             return await self.props(request, bucket)
@@ -294,6 +298,11 @@ class Api:
             keys.extend(k.decode() for k in chunk)
         return _json({"keys": keys})
 
+    async def _list_buckets_get(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            raise web.HTTPMethodNotAllowed(request.method, ["GET"])
+        return await self.list_buckets(request)
+
     async def list_buckets(self, request: web.Request) -> web.StreamResponse:
         mode = request.query.get("buckets")
         timeout = params.timeout_ms(self._query(request))
@@ -328,7 +337,7 @@ class Api:
             )
         raw = await request.read()
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, parse_constant=_no_constant)
         except ValueError as e:
             raise BadRequest(f'props body is not JSON ({e}): send {{"props": {{...}}}}')
         if not isinstance(data, dict) or not isinstance(data.get("props"), dict):
@@ -436,10 +445,10 @@ def make_app(
     r.add_get("/stats", api.stats)
     r.add_get("/metrics", api.metrics)
     r.add_route("*", "/buckets", api.dispatch)
-    r.add_route("*", "/buckets/{tail:.*}", api.dispatch)
-    r.add_route("*", "/types/{tail:.*}", api.dispatch)
-    r.add_get("/admin/local/{tail:.*}", api.admin_local)
-    r.add_get("/admin/preflist/{tail:.*}", api.admin_preflist)
+    r.add_route("*", "/buckets/{tail:[\\s\\S]*}", api.dispatch)
+    r.add_route("*", "/types/{tail:[\\s\\S]*}", api.dispatch)
+    r.add_get("/admin/local/{tail:[\\s\\S]*}", api.admin_local)
+    r.add_get("/admin/preflist/{tail:[\\s\\S]*}", api.admin_preflist)
     r.add_get("/admin/members", api.admin_members)
     r.add_get("/admin/ring", api.admin_ring)
     r.add_get("/admin/handoff", api.admin_handoff)

@@ -152,11 +152,34 @@ def _quorum_prop(name: str, value: object) -> QuorumValue:
     if isinstance(value, str):
         if value in QUORUM_WORDS:
             return value
-        if value.isdigit():
+        if value.isascii() and value.isdigit() and len(value) < 6:
             return int(value)
     raise ValueError(
         f"bucket prop {name!r} is {value!r}: use a non-negative integer or one of {QUORUM_WORDS}"
     )
+
+
+def _check_plain(name: str, value: object, depth: int = 0) -> None:
+    """Props travel by gossip (msgpack): integers must fit 64 bits, floats be finite."""
+    if depth > 32:
+        raise ValueError(f"bucket prop {name!r} is nested too deeply")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**64:
+            raise ValueError(f"bucket prop {name!r} holds an integer outside 64 bits")
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"bucket prop {name!r} holds a number that is not finite")
+    elif isinstance(value, list):
+        for v in value:
+            _check_plain(name, v, depth + 1)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_plain(name, k, depth + 1)
+            _check_plain(name, v, depth + 1)
+    else:
+        raise ValueError(f"bucket prop {name!r} holds a {type(value).__name__}")
 
 
 def props_from_overrides(
@@ -199,6 +222,7 @@ def props_from_overrides(
         elif name in _FIXED_PROPS:
             continue
         else:
+            _check_plain(name, value)
             extra[name] = value
     if fields["allow_mult"] and fields["last_write_wins"]:
         raise ValueError(

@@ -1,0 +1,138 @@
+"""What a bench run does: one validated, immutable ``BenchConfig``; and ``Target``, one
+node's address. Bad values fail at start with a message naming the option."""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from dataclasses import asdict, dataclass
+from typing import Any
+
+WORKLOADS = ("get", "put", "mixed", "rmw")
+DISTS = ("uniform", "zipfian")
+_QUORUM_WORDS = ("one", "quorum", "all", "default")
+
+
+class BenchConfigError(ValueError):
+    """A bench option has a value we cannot run with."""
+
+
+def default_procs() -> int:
+    """Two worker processes, or one on a single core."""
+    return max(1, min(2, available_cores()))
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    host: str
+    port: int
+
+    @property
+    def host_header(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urllib.parse.urlsplit(url if "//" in url else f"http://{url}")
+        if parts.scheme != "http" or not parts.hostname:
+            raise BenchConfigError(f"--url {url!r}: use http://host:port")
+        if parts.path not in ("", "/"):
+            raise BenchConfigError(f"--url {url!r}: give the node's root, without a path")
+        return cls(parts.hostname, parts.port or 80)
+
+
+def parse_urls(values: list[str]) -> list[Target]:
+    """``--url`` values, each of which may be comma-separated."""
+    return [Target.parse(u.strip()) for v in values for u in v.split(",") if u.strip()]
+
+
+def _quorum(name: str, value: str | None) -> None:
+    if value is None:
+        return
+    if value in _QUORUM_WORDS or (value.isdigit() and int(value) >= 1):
+        return
+    raise BenchConfigError(f"--{name} {value!r}: use an integer >= 1, one, quorum, all or default")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchConfig:
+    """One run. Each field is one ``dynamo bench`` option."""
+
+    workload: str = "get"  # get, put, mixed (read_ratio GETs) or rmw (GET then PUT with context)
+    read_ratio: float = 0.5  # share of GETs in ``mixed``
+    keys: int = 10_000  # key space k0..k{keys-1}; more keys, fewer hot spots and siblings
+    dist: str = "uniform"  # uniform or zipfian (rank 1 = k0 the hottest)
+    zipf_s: float = 0.99  # zipfian exponent: larger, more skew
+    value_bytes: int = 1024  # PUT body size
+    duration_s: float = 10.0  # measured seconds
+    warmup_s: float = 2.0  # seconds of load before measuring, excluded from the figures
+    connections: int = 8  # keep-alive connections in all, split between the processes
+    procs: int = 2  # worker processes, each with its own event loop
+    r: str | None = None  # ?r= on GETs (None: the bucket's default)
+    w: str | None = None  # ?w= on PUTs
+    n_val: int | None = None  # set as the bucket's n_val before the run
+    bucket: str = "bench"
+    preload: bool = True  # write every key once before the run
+    timeout_s: float = 10.0  # a request unanswered this long counts as a timeout
+    seed: int = 0  # random seed of key choice (worker i uses seed * 1000 + i)
+
+    def __post_init__(self) -> None:
+        if self.workload not in WORKLOADS:
+            raise BenchConfigError(f"--workload {self.workload!r}: use one of {WORKLOADS}")
+        if self.dist not in DISTS:
+            raise BenchConfigError(f"--dist {self.dist!r}: use one of {DISTS}")
+        if not 0.0 <= self.read_ratio <= 1.0:
+            raise BenchConfigError(f"--read-ratio {self.read_ratio}: use 0..1")
+        if self.keys < 1:
+            raise BenchConfigError(f"--keys {self.keys}: need at least 1")
+        if self.zipf_s <= 0:
+            raise BenchConfigError(f"--zipf-s {self.zipf_s}: must be > 0")
+        if self.value_bytes < 0:
+            raise BenchConfigError(f"--value-bytes {self.value_bytes}: must be >= 0")
+        if self.duration_s <= 0:
+            raise BenchConfigError(f"--duration {self.duration_s}: must be > 0")
+        if self.warmup_s < 0:
+            raise BenchConfigError(f"--warmup {self.warmup_s}: must be >= 0")
+        if self.procs < 1:
+            raise BenchConfigError(f"--procs {self.procs}: need at least 1")
+        if self.connections < self.procs:
+            raise BenchConfigError(
+                f"--connections {self.connections}: need at least one per process"
+                f" (--procs {self.procs})"
+            )
+        if self.timeout_s <= 0:
+            raise BenchConfigError(f"--timeout {self.timeout_s}: must be > 0")
+        if self.n_val is not None and self.n_val < 1:
+            raise BenchConfigError(f"--n {self.n_val}: need at least 1")
+        if not self.bucket:
+            raise BenchConfigError("--bucket: must not be empty")
+        _quorum("r", self.r)
+        _quorum("w", self.w)
+
+    @property
+    def get_query(self) -> str:
+        return f"?r={self.r}" if self.r else ""
+
+    @property
+    def put_query(self) -> str:
+        return f"?w={self.w}" if self.w else ""
+
+    def connections_of(self, proc: int) -> range:
+        """The global connection numbers process ``proc`` opens (contiguous blocks)."""
+        base, extra = divmod(self.connections, self.procs)
+        start = proc * base + min(proc, extra)
+        return range(start, start + base + (1 if proc < extra else 0))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
