@@ -148,6 +148,17 @@ def _ok(url: str) -> bool:
         c.close()
 
 
+def set_props(url: str, bucket: str, props: dict[str, object]) -> None:
+    host, port = url.split("//")[1].split(":")
+    c = HTTPConnection(host, int(port), timeout=10)
+    body = json.dumps({"props": props}).encode()
+    c.request("PUT", f"/buckets/{bucket}/props", body, {"Content-Type": "application/json"})
+    status = c.getresponse().status
+    c.close()
+    if status != 204:
+        raise SystemExit(f"setting props on {url}: {status}")
+
+
 def preload(urls: list[str], keys: int, value_bytes: int, bucket: str) -> None:
     value = b"x" * value_bytes
 
@@ -182,6 +193,8 @@ def bench_cluster(nodes: int, args: argparse.Namespace, root: Path) -> list[WrkR
         cluster.wait_converged(timeout_s=30)
         urls = [n.url for n in cluster.nodes]
         t0 = time.monotonic()
+        if not args.allow_mult:
+            set_props(urls[0], "bench", {"allow_mult": False})
         preload(urls, args.keys, args.value_bytes, "bench")
         print(
             f"  {nodes} node(s): preloaded {args.keys} keys in {time.monotonic() - t0:.1f}s",
@@ -242,6 +255,11 @@ def main() -> int:
     )
     p.add_argument("--set", action="append", default=[], help="node setting NAME=VALUE")
     p.add_argument("--no-ceiling", action="store_true")
+    p.add_argument(
+        "--allow-mult",
+        action="store_true",
+        help="keep siblings of blind PUTs (default: allow_mult=false, as the Riak reference)",
+    )
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args()
     ensure_wrk()

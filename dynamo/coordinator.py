@@ -90,6 +90,7 @@ class Coordinator:
         env: Env = REAL,
     ) -> None:
         self.env = env
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.node_id = node_id
         self.replica = replica
         self.membership = membership
@@ -109,6 +110,13 @@ class Coordinator:
         self._coordinated: OrderedDict[str, asyncio.Future[list[Any]]] = OrderedDict()
 
     # --- Helpers ------------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, looked up once (``get_running_loop`` costs a getpid call)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
 
     def _spawn(self, aw: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(aw)
@@ -198,7 +206,7 @@ class Coordinator:
         The returned future completes when every reply is in. Replies with the same
         history bytes are decoded once and share one object.
         """
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         enough: asyncio.Future[None] = loop.create_future()
         all_in: asyncio.Future[None] = loop.create_future()
         pending = len(targets)
@@ -402,7 +410,7 @@ class Coordinator:
     ) -> None:
         """Send the new copy to every other target; a primary that fails is replaced
         by the next spare node with a hint (the Dynamo paper's sloppy quorum)."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         enough: asyncio.Future[None] = loop.create_future()
         raw = objects.encode(new)
         rpc_timeout_s = min(timeout_s, self.rpc_timeout_s)

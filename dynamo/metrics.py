@@ -1,7 +1,9 @@
 """Prometheus exposition of the node's figures, through prometheus-client.
 
 Per-request figures (counts and latency by operation and status, siblings and
-object sizes of reads) are histograms fed as requests finish. Everything else
+object sizes of reads) are counted as requests finish, in plain lists and dicts
+(no lock per observation: the event loop is the only writer), and turned into
+Prometheus counters and histograms when scraped. Everything else
 (quorum failures, read repairs, hints, anti-entropy, gossip, members, RPC
 errors, RocksDB) is read at scrape time from the same sources as ``/stats``, so
 the two views never disagree and the hot path pays nothing for them.
@@ -9,11 +11,17 @@ the two views never disagree and the hot path pays nothing for them.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -66,11 +74,58 @@ _GAUGES = {
 }
 
 
+class CheapHistogram:
+    """A Prometheus histogram without a lock per observation: bucket counts in a list,
+    made cumulative only when scraped (the event loop is the only writer)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def family(
+        self,
+        name: str,
+        doc: str,
+        labels: dict[str, str] | None = None,
+        into: HistogramMetricFamily | None = None,
+    ) -> HistogramMetricFamily:
+        fam = into or HistogramMetricFamily(name, doc, labels=list(labels or {}))
+        cumulative, buckets = 0, []
+        for bound, n in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            cumulative += n
+            buckets.append((bound, float(cumulative)))
+        fam.add_metric(list((labels or {}).values()), buckets, self.sum)
+        return fam
+
+
 class _NodeCollector(Collector):
-    def __init__(self, node: NodeView) -> None:
+    def __init__(self, node: NodeView, metrics: Metrics) -> None:
         self.node = node
+        self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        yield m.siblings.family("dynamo_get_siblings", "Siblings per read")
+        yield m.object_bytes.family("dynamo_get_object_bytes", "Object size per read, bytes")
+        latency = HistogramMetricFamily(
+            "dynamo_http_request_seconds", "HTTP request latency by operation", labels=["op"]
+        )
+        for op, h in sorted(m.latency.items()):
+            h.family("", "", {"op": op}, into=latency)
+        yield latency
+        requests = CounterMetricFamily(
+            "dynamo_http_requests", "HTTP requests by operation and status", labels=["op", "status"]
+        )
+        for (op, status), n in sorted(m.requests.items()):
+            requests.add_metric([op, str(status)], float(n))
+        yield requests
         s = {**self.node.stats(), **self.node.extra_metrics()}
         for name, doc in _COUNTERS.items():
             c = CounterMetricFamily(f"dynamo_{name.removesuffix('_total')}", doc)
@@ -112,36 +167,19 @@ class Metrics:
 
     def __init__(self, node: NodeView) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.requests = Counter(
-            "dynamo_http_requests",
-            "HTTP requests by operation and status",
-            ["op", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "dynamo_http_request_seconds",
-            "HTTP request latency by operation",
-            ["op"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.siblings = Histogram(
-            "dynamo_get_siblings",
-            "Siblings per read",
-            buckets=SIBLING_BUCKETS,
-            registry=self.registry,
-        )
-        self.object_bytes = Histogram(
-            "dynamo_get_object_bytes",
-            "Object size per read",
-            buckets=SIZE_BUCKETS,
-            registry=self.registry,
-        )
-        self.registry.register(_NodeCollector(node))
+        self.requests: dict[tuple[str, int], int] = {}
+        self.latency: dict[str, CheapHistogram] = {}
+        self.siblings = CheapHistogram(SIBLING_BUCKETS)
+        self.object_bytes = CheapHistogram(SIZE_BUCKETS)
+        self.registry.register(_NodeCollector(node, self))
 
     def observe_request(self, op: str, status: int, seconds: float) -> None:
-        self.requests.labels(op, str(status)).inc()
-        self.latency.labels(op).observe(seconds)
+        key = (op, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        histogram = self.latency.get(op)
+        if histogram is None:
+            histogram = self.latency[op] = CheapHistogram(LATENCY_BUCKETS)
+        histogram.observe(seconds)
 
     def observe_get(self, siblings: int, size: int) -> None:
         self.siblings.observe(siblings)

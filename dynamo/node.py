@@ -28,8 +28,8 @@ from dynamo.stats import NodeStats
 from dynamo.storage import Store, StoreAPI, StoreConfig
 from gossip.membership import LEAVING, LEFT
 from http_api.errors import BadRequest, Unavailable
-from http_api.guards import AuthConfig, ConcurrencyLimit
-from http_api.server import LIMIT, make_app
+from http_api.guards import AuthConfig, Front
+from http_api.server import FRONT, make_app
 from http_api.types import (
     BucketProps,
     Content,
@@ -106,7 +106,7 @@ class Node:
         self.stopped = asyncio.Event()
         self.exit_requested = asyncio.Event()  # the node wants its process to stop (it left)
         self._runner: web.AppRunner | None = None
-        self.http_limit: ConcurrencyLimit | None = None
+        self.http_limit: Front | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._register()
 
@@ -146,7 +146,7 @@ class Node:
                 max_concurrent=cfg.max_concurrent_requests,
                 observe=self.metrics_registry.observe_request,
             )
-            self.http_limit = app[LIMIT]
+            self.http_limit = app[FRONT]
             ssl_context = None
             if cfg.http_tls_cert_file and cfg.http_tls_key_file:
                 ssl_context = tls.http_server_context(cfg.http_tls_cert_file, cfg.http_tls_key_file)

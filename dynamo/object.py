@@ -18,6 +18,7 @@ that converged hand out byte-identical contexts.
 from __future__ import annotations
 
 import base64
+import functools
 from typing import Any
 
 import mmh3
@@ -68,9 +69,9 @@ def content_from_wire(x: Any) -> Content:
         content_type=ct,
         charset=charset,
         content_encoding=enc,
-        user_meta=_pairs(meta),
-        links=tuple((str(b), str(k), str(t)) for b, k, t in links),
-        indexes=_pairs(indexes),
+        user_meta=_pairs(meta) if meta else (),
+        links=tuple((str(b), str(k), str(t)) for b, k, t in links) if links else (),
+        indexes=_pairs(indexes) if indexes else (),
         last_modified_us=lm_us,
         deleted=bool(deleted),
     )
@@ -203,6 +204,7 @@ def context_b64(vv: VersionVector) -> str:
     return base64.b64encode(encode_context(vv)).decode("ascii")
 
 
+@functools.lru_cache(maxsize=65536)
 def vtag(dot: dvvset.Dot | None) -> str:
     """A sibling's short name, derived from its dot, so every replica names it the same."""
     if dot is None:

@@ -104,7 +104,7 @@ class Connection(asyncio.Protocol):
         self.flush_scheduled = False
         self.nonce = secrets.token_bytes(16)
         self.peer_nonce = b""
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.ready: asyncio.Future[None] = self.loop.create_future()
         self.closed = False
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -312,7 +312,7 @@ class Connection(asyncio.Protocol):
         self.out.append(data)
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self.flush_scheduled = False

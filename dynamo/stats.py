@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,9 +21,9 @@ class _Second:
 class Window:
     """Counts and a bounded sample of values over the last minute, in one-second buckets."""
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(self) -> None:
         self._buckets: deque[_Second] = deque()
-        self._rng = rng or random.Random(0)
+        self._current: _Second | None = None
         self.total = 0
 
     def _bucket(self, now: float) -> _Second:
@@ -36,17 +35,18 @@ class Window:
         return self._buckets[-1]
 
     def add(self, now: float, value: float | None = None) -> None:
-        b = self._bucket(now)
+        b = self._current
+        if b is None or b.at != int(now):
+            b = self._current = self._bucket(now)
         b.count += 1
         self.total += 1
         if value is None:
             return
-        if len(b.samples) < SAMPLES_PER_SECOND:
-            b.samples.append(value)
-        else:  # reservoir sampling keeps the sample uniform within the second
-            i = self._rng.randrange(b.count)
-            if i < SAMPLES_PER_SECOND:
-                b.samples[i] = value
+        samples = b.samples
+        if len(samples) < SAMPLES_PER_SECOND:
+            samples.append(value)
+        else:  # past the cap, later values overwrite earlier ones in turn: no draw per call
+            samples[b.count % SAMPLES_PER_SECOND] = value
 
     def _live(self, now: float) -> list[_Second]:
         floor = int(now) - WINDOW_S

@@ -6,6 +6,7 @@ Used by the server (``http_api.server``) and by our client (``http_api.client``)
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ _LINK_RE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def http_date(us: int) -> str:
     return email.utils.formatdate(us / 1e6, usegmt=True)
 
@@ -34,7 +36,8 @@ def content_type_header(c: Content) -> str:
     return f"{c.content_type}; charset={c.charset}" if c.charset else c.content_type
 
 
-def link_header(bucket: str, links: Iterable[tuple[str, str, str]]) -> str:
+@functools.lru_cache(maxsize=4096)
+def link_header(bucket: str, links: tuple[tuple[str, str, str], ...]) -> str:
     parts = [f'</buckets/{quote_plus(bucket)}>; rel="up"']
     for b, k, tag in links:
         parts.append(f'</buckets/{quote_plus(b)}/keys/{quote_plus(k)}>; riaktag="{tag}"')

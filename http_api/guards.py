@@ -7,17 +7,24 @@ per-request observation that feeds metrics.
   is answered 503 with ``Retry-After`` at once, before its body is read: load
   above capacity gets a fast refusal, not a growing queue.
 - **Observation**: ``observe(op, status, seconds)`` after every request.
+- **Errors**: a ``ServiceError`` becomes its status and message; anything else is a
+  bug, logged, and a 500.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+
+from http_api.errors import Overloaded, ServiceError
+
+log = logging.getLogger("http_api.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Observe = Callable[[str, int, float], None]
@@ -48,47 +55,81 @@ def _authorized(header: str, auth: AuthConfig) -> bool:
     return False
 
 
-def auth_middleware(
-    auth: AuthConfig,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    challenge = 'Bearer realm="dynamo"' if auth.token else 'Basic realm="dynamo"'
+def text_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, text=message if message.endswith("\n") else message + "\n", headers=headers
+    )
 
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS or _authorized(
-            request.headers.get("Authorization", ""), auth
-        ):
-            return await handler(request)
-        return web.Response(
-            status=401,
-            text="authentication required: send Authorization: Bearer <token>"
-            + (" or Basic credentials" if auth.basic else "")
-            + "\n",
-            headers={"WWW-Authenticate": challenge},
+
+def error_response(request: web.Request, e: Exception) -> web.StreamResponse:
+    """What a request that raised answers: its status and message, or a 500 for a bug."""
+    if isinstance(e, Overloaded):
+        return text_response(e.status, e.message, {"Retry-After": str(e.retry_after_s)})
+    if isinstance(e, ServiceError):
+        return text_response(e.status, e.message)
+    if isinstance(e, web.HTTPRequestEntityTooLarge):
+        return text_response(
+            413, "request body too large: store smaller values (see max_object_bytes)"
         )
+    if isinstance(e, web.HTTPException):
+        raise e
+    log.error("bug: unhandled error on %s %s", request.method, request.path, exc_info=e)
+    return text_response(500, "internal error: this is a bug, the node log has the details")
 
-    return check
 
+class Front:
+    """One middleware for everything in front of the routes (one layer is cheaper than
+    four): the concurrency limit, authentication, errors to statuses, observation."""
 
-class ConcurrencyLimit:
-    def __init__(self, max_concurrent: int) -> None:
+    def __init__(self, *, max_concurrent: int, auth: AuthConfig | None, observe: Observe | None):
         self.max = max_concurrent
+        self.auth = auth if auth is not None and auth.enabled else None
+        self.observe = observe
         self.in_flight = 0
         self.refused = 0
+        self.challenge = (
+            'Bearer realm="dynamo"' if self.auth and self.auth.token else 'Basic realm="dynamo"'
+        )
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if self.in_flight >= self.max and request.path not in OPEN_PATHS:
+        t0 = time.perf_counter()
+        response = await self._guarded(request, handler)
+        if self.observe is not None:
+            self.observe(operation(request), response.status, time.perf_counter() - t0)
+        return response
+
+    async def _guarded(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if self.in_flight >= self.max and path not in OPEN_PATHS:
             self.refused += 1
-            return web.Response(
-                status=503,
-                text=f"overloaded: {self.in_flight} requests in flight (limit {self.max});"
-                " retry after a moment\n",
-                headers={"Retry-After": "1"},
+            return text_response(
+                503,
+                f"overloaded: {self.in_flight} requests in flight (limit {self.max});"
+                " retry after a moment",
+                {"Retry-After": "1"},
+            )
+        auth = self.auth
+        if (
+            auth is not None
+            and path not in OPEN_PATHS
+            and not _authorized(request.headers.get("Authorization", ""), auth)
+        ):
+            return text_response(
+                401,
+                "authentication required: send Authorization: Bearer <token>"
+                + (" or Basic credentials" if auth.basic else ""),
+                {"WWW-Authenticate": self.challenge},
             )
         self.in_flight += 1
         try:
             return await handler(request)
+        except web.HTTPException as e:
+            if isinstance(e, web.HTTPRequestEntityTooLarge):
+                return error_response(request, e)
+            raise
+        except Exception as e:
+            return error_response(request, e)
         finally:
             self.in_flight -= 1
 
@@ -116,23 +157,3 @@ def operation(request: web.Request) -> str:
     return {"/": "discovery", "/ping": "ping", "/stats": "stats", "/metrics": "metrics"}.get(
         path, "other"
     )
-
-
-def observe_middleware(
-    observe: Observe,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def timed(request: web.Request, handler: Handler) -> web.StreamResponse:
-        t0 = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as e:
-            status = e.status
-            raise
-        finally:
-            observe(operation(request), status, time.perf_counter() - t0)
-
-    return timed

@@ -23,25 +23,18 @@ from http_api import codec, params
 from http_api.errors import (
     BadRequest,
     NotFound,
-    Overloaded,
     RequestTooLarge,
-    ServiceError,
     UnsupportedMediaType,
 )
-from http_api.guards import (
-    AuthConfig,
-    ConcurrencyLimit,
-    Observe,
-    auth_middleware,
-    observe_middleware,
-)
+from http_api.guards import AuthConfig, Front, Observe
+from http_api.guards import text_response as _text
 from http_api.service import NodeService
 from http_api.types import FetchResult, Sibling
 
 log = logging.getLogger(__name__)
 
 SERVICE: web.AppKey[NodeService] = web.AppKey("service", NodeService)
-LIMIT: web.AppKey[ConcurrencyLimit] = web.AppKey("limit", ConcurrencyLimit)
+FRONT: web.AppKey[Front] = web.AppKey("front", Front)
 RIAK_KV_VERSION = "3.0.16"
 RESOURCES = {
     "riak_kv_wm_buckets": "/buckets",
@@ -63,31 +56,8 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _text(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, text=message if message.endswith("\n") else message + "\n", headers=headers
-    )
-
-
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=json.dumps(data).encode(), content_type=_JSON)
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except Overloaded as e:
-        return _text(e.status, e.message, {"Retry-After": str(e.retry_after_s)})
-    except ServiceError as e:
-        return _text(e.status, e.message)
-    except web.HTTPRequestEntityTooLarge:
-        return _text(413, "request body too large: store smaller values (see max_object_bytes)")
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("bug: unhandled error on %s %s", request.method, request.path)
-        return _text(500, "internal error: this is a bug, the node log has the details")
 
 
 class Api:
@@ -420,23 +390,13 @@ def make_app(
     max_concurrent: int = 1024,
     observe: Observe | None = None,
 ) -> web.Application:
-    """The aiohttp application for one node.
-
-    Middlewares, outermost first: observation (metrics), authentication, the
-    concurrency limit, then errors to statuses.
-    """
-    limit = ConcurrencyLimit(max_concurrent)
-    middlewares: list[Any] = []
-    if observe is not None:
-        middlewares.append(observe_middleware(observe))
-    if auth is not None and auth.enabled:
-        middlewares.append(auth_middleware(auth))
-    middlewares += [limit.middleware, errors_middleware]
+    """The aiohttp application for one node, behind one ``guards.Front`` middleware."""
+    front = Front(max_concurrent=max_concurrent, auth=auth, observe=observe)
     app = web.Application(
-        middlewares=middlewares,
+        middlewares=[front.middleware],
         client_max_size=service.max_object_bytes + 1024 * 1024,
     )
-    app[LIMIT] = limit
+    app[FRONT] = front
     app[SERVICE] = service
     api = Api(service)
     r = app.router
