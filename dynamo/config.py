@@ -65,7 +65,7 @@ class NodeConfig:
     max_siblings: int = 100  # writes that would exceed it are refused with 409-ish 503
     sibling_warning: int = 25  # log a warning when a key reaches this many siblings
     block_cache_bytes: int = 32 * MIB  # RocksDB read cache
-    write_buffer_bytes: int = 16 * MIB  # RocksDB memtable size
+    write_buffer_bytes: int = 8 * MIB  # RocksDB memtable size
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:

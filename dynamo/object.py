@@ -204,7 +204,7 @@ def context_b64(vv: VersionVector) -> str:
     return base64.b64encode(encode_context(vv)).decode("ascii")
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=8192)
 def vtag(dot: dvvset.Dot | None) -> str:
     """A sibling's short name, derived from its dot, so every replica names it the same."""
     if dot is None:

@@ -22,7 +22,7 @@ _LINK_RE = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=8192)
 def http_date(us: int) -> str:
     return email.utils.formatdate(us / 1e6, usegmt=True)
 

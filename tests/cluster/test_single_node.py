@@ -142,6 +142,17 @@ def test_allow_mult_false_keeps_the_newest(node: NodeProcess) -> None:
     assert http("GET", node.url + "/buckets/lww/keys/k")[:3:2] == (200, b"c")
 
 
+def test_last_write_wins_replaces_without_reading(node: NodeProcess) -> None:
+    props = json.dumps({"props": {"allow_mult": False, "last_write_wins": True}}).encode()
+    h = {"Content-Type": "application/json"}
+    assert http("PUT", node.url + "/buckets/lwwb/props", props, h)[0] == 204
+    put(node, "/buckets/lwwb/keys/k", b"first")
+    stale = http("GET", node.url + "/buckets/lwwb/keys/k")[1]["X-Riak-Vclock"]
+    put(node, "/buckets/lwwb/keys/k", b"second")
+    put(node, "/buckets/lwwb/keys/k", b"third", {"X-Riak-Vclock": stale})  # stale context
+    assert http("GET", node.url + "/buckets/lwwb/keys/k")[::2] == (200, b"third")
+
+
 def test_bucket_props_round_trip(node: NodeProcess) -> None:
     url = node.url + "/buckets/p/props"
     h = {"Content-Type": "application/json"}
