@@ -16,6 +16,7 @@ as a group commit: one ``fsync`` for every write waiting at that moment.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import os
@@ -78,6 +79,44 @@ def u64(n: int) -> bytes:
     return _U64.pack(n)
 
 
+Op = tuple[str, bytes, bytes | None]  # (column family, key, value or None to delete)
+
+
+def put_ops(
+    objkey: bytes,
+    encoded: bytes,
+    seq: int,
+    old_seq: int | None,
+    tombstone: bool,
+    was_tombstone: bool,
+    clear_marker: bool,
+) -> list[Op]:
+    """The one batch that stores a new version of a key (every store applies the same)."""
+    ops: list[Op] = [(CF_OBJECTS, objkey, encoded), (CF_LOG, u64(seq), objkey)]
+    if old_seq:
+        ops.append((CF_LOG, u64(old_seq), None))
+    if tombstone:
+        ops.append((CF_META, TOMB_PREFIX + objkey, u64(seq)))
+    elif was_tombstone:
+        ops.append((CF_META, TOMB_PREFIX + objkey, None))
+    if clear_marker:
+        ops.append((CF_META, REAPED_PREFIX + objkey, None))
+    return ops
+
+
+def remove_ops(objkey: bytes, seq: int, seq_floor: int, marker: bytes | None) -> list[Op]:
+    """The one batch that removes a key (reaped: leaving ``marker``; dropped: none)."""
+    ops: list[Op] = [
+        (CF_OBJECTS, objkey, None),
+        (CF_LOG, u64(seq), None),
+        (CF_META, TOMB_PREFIX + objkey, None),
+        (CF_META, META_SEQ_FLOOR, u64(seq_floor)),
+    ]
+    if marker is not None:
+        ops.append((CF_META, REAPED_PREFIX + objkey, marker))
+    return ops
+
+
 def hint_key(target: str, objkey: bytes) -> bytes:
     t = target.encode()
     if len(t) > 255:
@@ -134,7 +173,37 @@ class StoreAPI(Protocol):
     def close(self) -> None: ...
 
 
-class Store:
+class ObjectReads(abc.ABC):
+    """What both stores derive from ``get_raw`` and the seq lease (one copy of it)."""
+
+    seq: int
+    _seq_lease: int
+
+    @abc.abstractmethod
+    def get_raw(self, objkey: bytes) -> bytes | None: ...
+
+    @abc.abstractmethod
+    def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None: ...
+
+    def get(self, objkey: bytes) -> tuple[Obj, int] | None:
+        raw = self.get_raw(objkey)
+        return None if raw is None else objects.decode(raw)
+
+    def digest(self, objkey: bytes) -> bytes | None:
+        raw = self.get_raw(objkey)
+        return None if raw is None else objects.digest(raw)
+
+    def _next_seq(self) -> int:
+        """The next seq; past the lease, a new lease is synced first, so a power loss
+        never makes a seq that peers may have seen be handed out again."""
+        seq = self.seq + 1
+        if seq > self._seq_lease:
+            self._seq_lease = seq + SEQ_LEASE_BLOCK
+            self.put_meta(META_SEQ_LEASE, u64(self._seq_lease), sync=True)
+        return seq
+
+
+class Store(ObjectReads):
     """The node's storage. Not thread-safe except for the WAL sync it runs itself."""
 
     def __init__(
@@ -222,13 +291,6 @@ class Store:
         # past every seq that may have been handed out.
         return max(last, _U64.unpack(floor)[0] if floor else 0, self._seq_lease)
 
-    def _next_seq(self) -> int:
-        seq = self.seq + 1
-        if seq > self._seq_lease:
-            self._seq_lease = seq + SEQ_LEASE_BLOCK
-            self.put_meta(META_SEQ_LEASE, u64(self._seq_lease), sync=True)
-        return seq
-
     def _count_hints(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for hk in self._cf[CF_HINTS].keys():  # noqa: SIM118 (an Rdict, not a dict)
@@ -245,14 +307,6 @@ class Store:
         except Exception as e:
             raise StorageError(f"read failed: {e}") from e
         return v
-
-    def get(self, objkey: bytes) -> tuple[Obj, int] | None:
-        raw = self.get_raw(objkey)
-        return None if raw is None else objects.decode(raw)
-
-    def digest(self, objkey: bytes) -> bytes | None:
-        raw = self.get_raw(objkey)
-        return None if raw is None else objects.digest(raw)
 
     def put(
         self,
@@ -271,18 +325,17 @@ class Store:
         in ``obj``).
         """
         seq = self._next_seq()
-        wb = WriteBatch(raw_mode=True)
-        wb.put(objkey, objects.encode(obj, seq), self._h[CF_OBJECTS])
-        wb.put(u64(seq), objkey, self._h[CF_LOG])
-        if old_seq:
-            wb.delete(u64(old_seq), self._h[CF_LOG])
-        if tombstone:
-            wb.put(TOMB_PREFIX + objkey, u64(seq), self._h[CF_META])
-        elif was_tombstone:
-            wb.delete(TOMB_PREFIX + objkey, self._h[CF_META])
-        if clear_marker:
-            wb.delete(REAPED_PREFIX + objkey, self._h[CF_META])
-        self._write(wb)
+        self._apply(
+            put_ops(
+                objkey,
+                objects.encode(obj, seq),
+                seq,
+                old_seq,
+                tombstone,
+                was_tombstone,
+                clear_marker,
+            )
+        )
         self.seq = seq
         return seq
 
@@ -292,13 +345,7 @@ class Store:
         cur = self.get(objkey)
         if cur is None or cur[1] != expected_seq:
             return False
-        wb = WriteBatch(raw_mode=True)
-        wb.delete(objkey, self._h[CF_OBJECTS])
-        wb.delete(u64(expected_seq), self._h[CF_LOG])
-        wb.delete(TOMB_PREFIX + objkey, self._h[CF_META])
-        wb.put(REAPED_PREFIX + objkey, marker, self._h[CF_META])
-        wb.put(META_SEQ_FLOOR, u64(self.seq), self._h[CF_META])
-        self._write(wb)
+        self._apply(remove_ops(objkey, expected_seq, self.seq, marker))
         return True
 
     def drop(self, objkey: bytes, expected_seq: int) -> bool:
@@ -306,13 +353,17 @@ class Store:
         cur = self.get(objkey)
         if cur is None or cur[1] != expected_seq:
             return False
-        wb = WriteBatch(raw_mode=True)
-        wb.delete(objkey, self._h[CF_OBJECTS])
-        wb.delete(u64(cur[1]), self._h[CF_LOG])
-        wb.delete(TOMB_PREFIX + objkey, self._h[CF_META])
-        wb.put(META_SEQ_FLOOR, u64(self.seq), self._h[CF_META])
-        self._write(wb)
+        self._apply(remove_ops(objkey, expected_seq, self.seq, None))
         return True
+
+    def _apply(self, ops: list[Op], sync: bool = False) -> None:
+        wb = WriteBatch(raw_mode=True)
+        for family, key, value in ops:
+            if value is None:
+                wb.delete(key, self._h[family])
+            else:
+                wb.put(key, value, self._h[family])
+        self._write(wb, sync)
 
     def marker(self, objkey: bytes) -> bytes | None:
         """The reaped marker of a key, if its tombstone was reaped."""

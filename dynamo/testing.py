@@ -20,22 +20,23 @@ from dynamo import object as objects
 from dynamo.object import Obj
 from dynamo.storage import (
     CF_OBJECTS,
+    FAMILIES,
     META_CLEAN,
     META_INCARNATION,
     META_NODE_ID,
     META_SEQ_FLOOR,
     META_SEQ_LEASE,
     REAPED_PREFIX,
-    SEQ_LEASE_BLOCK,
-    TOMB_PREFIX,
+    ObjectReads,
+    Op,
     StorageError,
     hint_key,
+    put_ops,
+    remove_ops,
     split_hint_key,
 )
 
 _U64 = struct.Struct(">Q")
-Op = tuple[str, bytes, bytes | None]  # (family, key, value or None for delete)
-FAMILIES = ("objects", "log", "hints", "meta")
 
 
 @dataclass
@@ -47,7 +48,7 @@ class Disk:
     )
 
 
-class MemStore:
+class MemStore(ObjectReads):
     """An in-memory ``StoreAPI``. ``crash(power_loss)`` gives the disk a restart would see."""
 
     def __init__(self, node_id: str, disk: Disk | None = None, rng: random.Random | None = None):
@@ -121,14 +122,6 @@ class MemStore:
         v: bytes | None = self._live["objects"].get(objkey)
         return v
 
-    def get(self, objkey: bytes) -> tuple[Obj, int] | None:
-        raw = self.get_raw(objkey)
-        return None if raw is None else objects.decode(raw)
-
-    def digest(self, objkey: bytes) -> bytes | None:
-        raw = self.get_raw(objkey)
-        return None if raw is None else objects.digest(raw)
-
     def put(
         self,
         objkey: bytes,
@@ -139,46 +132,34 @@ class MemStore:
         was_tombstone: bool = False,
         clear_marker: bool = False,
     ) -> int:
-        seq = self.seq + 1
-        if seq > self._seq_lease:
-            self._seq_lease = seq + SEQ_LEASE_BLOCK
-            self.put_meta(META_SEQ_LEASE, _U64.pack(self._seq_lease), sync=True)
-        ops: list[Op] = [
-            ("objects", objkey, objects.encode(obj, seq)),
-            ("log", _U64.pack(seq), objkey),
-        ]
-        if old_seq:
-            ops.append(("log", _U64.pack(old_seq), None))
-        if tombstone:
-            ops.append(("meta", TOMB_PREFIX + objkey, _U64.pack(seq)))
-        elif was_tombstone:
-            ops.append(("meta", TOMB_PREFIX + objkey, None))
-        if clear_marker:
-            ops.append(("meta", REAPED_PREFIX + objkey, None))
-        self._write(ops)
+        seq = self._next_seq()
+        self._write(
+            put_ops(
+                objkey,
+                objects.encode(obj, seq),
+                seq,
+                old_seq,
+                tombstone,
+                was_tombstone,
+                clear_marker,
+            )
+        )
         self.seq = seq
         return seq
 
-    def _remove(self, objkey: bytes, expected_seq: int, extra: list[Op]) -> bool:
+    def reap(self, objkey: bytes, expected_seq: int, marker: bytes) -> bool:
         cur = self.get(objkey)
         if cur is None or cur[1] != expected_seq:
             return False
-        self._write(
-            [
-                ("objects", objkey, None),
-                ("log", _U64.pack(expected_seq), None),
-                ("meta", TOMB_PREFIX + objkey, None),
-                ("meta", META_SEQ_FLOOR, _U64.pack(self.seq)),
-                *extra,
-            ]
-        )
+        self._write(remove_ops(objkey, expected_seq, self.seq, marker))
         return True
 
-    def reap(self, objkey: bytes, expected_seq: int, marker: bytes) -> bool:
-        return self._remove(objkey, expected_seq, [("meta", REAPED_PREFIX + objkey, marker)])
-
     def drop(self, objkey: bytes, expected_seq: int) -> bool:
-        return self._remove(objkey, expected_seq, [])
+        cur = self.get(objkey)
+        if cur is None or cur[1] != expected_seq:
+            return False
+        self._write(remove_ops(objkey, expected_seq, self.seq, None))
+        return True
 
     def marker(self, objkey: bytes) -> bytes | None:
         v: bytes | None = self._live["meta"].get(REAPED_PREFIX + objkey)
