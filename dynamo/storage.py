@@ -173,8 +173,9 @@ class StoreAPI(Protocol):
     def close(self) -> None: ...
 
 
-class ObjectReads(abc.ABC):
-    """What both stores derive from ``get_raw`` and the seq lease (one copy of it)."""
+class ObjectStore(abc.ABC):
+    """What both stores build on ``get_raw`` and one atomic ``_apply``: reads, the seq
+    lease, and the batches that put, reap and drop objects (one copy of each)."""
 
     seq: int
     _seq_lease: int
@@ -182,8 +183,11 @@ class ObjectReads(abc.ABC):
     @abc.abstractmethod
     def get_raw(self, objkey: bytes) -> bytes | None: ...
 
-    @abc.abstractmethod
-    def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None: ...
+    def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None:
+        self._apply([(CF_META, name, value)], sync)
+
+    def delete_meta(self, name: bytes) -> None:
+        self._apply([(CF_META, name, None)])
 
     def get(self, objkey: bytes) -> tuple[Obj, int] | None:
         raw = self.get_raw(objkey)
@@ -202,8 +206,60 @@ class ObjectReads(abc.ABC):
             self.put_meta(META_SEQ_LEASE, u64(self._seq_lease), sync=True)
         return seq
 
+    @abc.abstractmethod
+    def _apply(self, ops: list[Op], sync: bool = False) -> None:
+        """Apply ``ops`` atomically (all or none); ``sync`` waits for the disk."""
 
-class Store(ObjectReads):
+    def put(
+        self,
+        objkey: bytes,
+        obj: Obj,
+        old_seq: int | None,
+        *,
+        tombstone: bool = False,
+        was_tombstone: bool = False,
+        clear_marker: bool = False,
+    ) -> int:
+        """Store ``obj`` as the key's new version in one batch; returns its new seq.
+
+        ``tombstone`` and ``was_tombstone`` keep the index of tombstones the reaper
+        walks; ``clear_marker`` drops the key's reaped marker (its history now lives
+        in ``obj``).
+        """
+        seq = self._next_seq()
+        self._apply(
+            put_ops(
+                objkey,
+                objects.encode(obj, seq),
+                seq,
+                old_seq,
+                tombstone,
+                was_tombstone,
+                clear_marker,
+            )
+        )
+        self.seq = seq
+        return seq
+
+    def reap(self, objkey: bytes, expected_seq: int, marker: bytes) -> bool:
+        """Delete a tombstone for good if it is still at ``expected_seq``, leaving
+        ``marker`` (its causal history) so a late copy cannot bring it back."""
+        cur = self.get(objkey)
+        if cur is None or cur[1] != expected_seq:
+            return False
+        self._apply(remove_ops(objkey, expected_seq, self.seq, marker))
+        return True
+
+    def drop(self, objkey: bytes, expected_seq: int) -> bool:
+        """Remove a key this node no longer replicates, if still at ``expected_seq``."""
+        cur = self.get(objkey)
+        if cur is None or cur[1] != expected_seq:
+            return False
+        self._apply(remove_ops(objkey, expected_seq, self.seq, None))
+        return True
+
+
+class Store(ObjectStore):
     """The node's storage. Not thread-safe except for the WAL sync it runs itself."""
 
     def __init__(
@@ -308,54 +364,6 @@ class Store(ObjectReads):
             raise StorageError(f"read failed: {e}") from e
         return v
 
-    def put(
-        self,
-        objkey: bytes,
-        obj: Obj,
-        old_seq: int | None,
-        *,
-        tombstone: bool = False,
-        was_tombstone: bool = False,
-        clear_marker: bool = False,
-    ) -> int:
-        """Store ``obj`` as the key's new version in one batch; returns its new seq.
-
-        ``tombstone`` and ``was_tombstone`` keep the index of tombstones the reaper
-        walks; ``clear_marker`` drops the key's reaped marker (its history now lives
-        in ``obj``).
-        """
-        seq = self._next_seq()
-        self._apply(
-            put_ops(
-                objkey,
-                objects.encode(obj, seq),
-                seq,
-                old_seq,
-                tombstone,
-                was_tombstone,
-                clear_marker,
-            )
-        )
-        self.seq = seq
-        return seq
-
-    def reap(self, objkey: bytes, expected_seq: int, marker: bytes) -> bool:
-        """Delete a tombstone for good if it is still at ``expected_seq``, leaving
-        ``marker`` (its causal history) so a late copy cannot bring it back."""
-        cur = self.get(objkey)
-        if cur is None or cur[1] != expected_seq:
-            return False
-        self._apply(remove_ops(objkey, expected_seq, self.seq, marker))
-        return True
-
-    def drop(self, objkey: bytes, expected_seq: int) -> bool:
-        """Remove a key this node no longer replicates, if still at ``expected_seq``."""
-        cur = self.get(objkey)
-        if cur is None or cur[1] != expected_seq:
-            return False
-        self._apply(remove_ops(objkey, expected_seq, self.seq, None))
-        return True
-
     def _apply(self, ops: list[Op], sync: bool = False) -> None:
         wb = WriteBatch(raw_mode=True)
         for family, key, value in ops:
@@ -382,11 +390,6 @@ class Store(ObjectReads):
             out.append((k[len(prefix) :], it.value()))
             it.next()
         return out
-
-    def delete_meta(self, name: bytes) -> None:
-        wb = WriteBatch(raw_mode=True)
-        wb.delete(name, self._h[CF_META])
-        self._write(wb)
 
     def scan(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Objects with ``start <= key < end`` in key (ring position) order."""
@@ -418,9 +421,7 @@ class Store(ObjectReads):
     def put_hint(self, target: str, objkey: bytes, obj: Obj) -> None:
         hk = hint_key(target, objkey)
         is_new = self._cf[CF_HINTS].get(hk) is None
-        wb = WriteBatch(raw_mode=True)
-        wb.put(hk, objects.encode(obj), self._h[CF_HINTS])
-        self._write(wb)
+        self._apply([(CF_HINTS, hk, objects.encode(obj))])
         if is_new:
             self._hint_counts[target] = self._hint_counts.get(target, 0) + 1
 
@@ -468,11 +469,6 @@ class Store(ObjectReads):
     def get_meta(self, name: bytes) -> bytes | None:
         v: bytes | None = self._cf[CF_META].get(name)
         return v
-
-    def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None:
-        wb = WriteBatch(raw_mode=True)
-        wb.put(name, value, self._h[CF_META])
-        self._write(wb, sync)
 
     # --- Writing and durability ---------------------------------------------------------------
 

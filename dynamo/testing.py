@@ -27,12 +27,10 @@ from dynamo.storage import (
     META_SEQ_FLOOR,
     META_SEQ_LEASE,
     REAPED_PREFIX,
-    ObjectReads,
+    ObjectStore,
     Op,
     StorageError,
     hint_key,
-    put_ops,
-    remove_ops,
     split_hint_key,
 )
 
@@ -48,7 +46,7 @@ class Disk:
     )
 
 
-class MemStore(ObjectReads):
+class MemStore(ObjectStore):
     """An in-memory ``StoreAPI``. ``crash(power_loss)`` gives the disk a restart would see."""
 
     def __init__(self, node_id: str, disk: Disk | None = None, rng: random.Random | None = None):
@@ -65,7 +63,7 @@ class MemStore(ObjectReads):
         self.fresh = META_INCARNATION not in meta
         if self.fresh:
             inc = f"{(rng or random.Random()).getrandbits(64):016x}".encode()
-            self._write([("meta", META_NODE_ID, node_id.encode()), ("meta", META_INCARNATION, inc)])
+            self._apply([("meta", META_NODE_ID, node_id.encode()), ("meta", META_INCARNATION, inc)])
             self._sync()
         self.incarnation = self._live["meta"][META_INCARNATION].decode()
         log = self._live["log"]
@@ -75,11 +73,11 @@ class MemStore(ObjectReads):
         self._seq_lease = _U64.unpack(lease)[0] if lease else 0
         self.seq = max(last, _U64.unpack(floor)[0] if floor else 0, self._seq_lease)
         self.clean_start = META_CLEAN in meta
-        self._write([("meta", META_CLEAN, None)], sync=True)
+        self._apply([("meta", META_CLEAN, None)], sync=True)
 
     # --- Durability ---------------------------------------------------------------------------
 
-    def _write(self, ops: list[Op], sync: bool = False) -> None:
+    def _apply(self, ops: list[Op], sync: bool = False) -> None:
         if self.closed:
             raise StorageError("the store is closed")
         for fam, key, value in ops:
@@ -113,7 +111,7 @@ class MemStore(ObjectReads):
 
     def close(self) -> None:
         if not self.closed:
-            self._write([("meta", META_CLEAN, b"1")], sync=True)
+            self._apply([("meta", META_CLEAN, b"1")], sync=True)
             self.closed = True
 
     # --- Objects ------------------------------------------------------------------------------
@@ -121,45 +119,6 @@ class MemStore(ObjectReads):
     def get_raw(self, objkey: bytes) -> bytes | None:
         v: bytes | None = self._live["objects"].get(objkey)
         return v
-
-    def put(
-        self,
-        objkey: bytes,
-        obj: Obj,
-        old_seq: int | None,
-        *,
-        tombstone: bool = False,
-        was_tombstone: bool = False,
-        clear_marker: bool = False,
-    ) -> int:
-        seq = self._next_seq()
-        self._write(
-            put_ops(
-                objkey,
-                objects.encode(obj, seq),
-                seq,
-                old_seq,
-                tombstone,
-                was_tombstone,
-                clear_marker,
-            )
-        )
-        self.seq = seq
-        return seq
-
-    def reap(self, objkey: bytes, expected_seq: int, marker: bytes) -> bool:
-        cur = self.get(objkey)
-        if cur is None or cur[1] != expected_seq:
-            return False
-        self._write(remove_ops(objkey, expected_seq, self.seq, marker))
-        return True
-
-    def drop(self, objkey: bytes, expected_seq: int) -> bool:
-        cur = self.get(objkey)
-        if cur is None or cur[1] != expected_seq:
-            return False
-        self._write(remove_ops(objkey, expected_seq, self.seq, None))
-        return True
 
     def marker(self, objkey: bytes) -> bytes | None:
         v: bytes | None = self._live["meta"].get(REAPED_PREFIX + objkey)
@@ -188,7 +147,7 @@ class MemStore(ObjectReads):
         return None if raw is None else objects.decode(raw)[0]
 
     def put_hint(self, target: str, objkey: bytes, obj: Obj) -> None:
-        self._write([("hints", hint_key(target, objkey), objects.encode(obj))])
+        self._apply([("hints", hint_key(target, objkey), objects.encode(obj))])
 
     def hints_for(self, target: str, after: bytes, limit: int) -> list[tuple[bytes, bytes]]:
         prefix = hint_key(target, b"")
@@ -212,7 +171,7 @@ class MemStore(ObjectReads):
             if self._live["hints"].get(hk) == raw:
                 ops.append(("hints", hk, None))
         if ops:
-            self._write(ops)
+            self._apply(ops)
         return len(ops)
 
     def hint_counts(self) -> dict[str, int]:
@@ -227,12 +186,6 @@ class MemStore(ObjectReads):
     def get_meta(self, name: bytes) -> bytes | None:
         v: bytes | None = self._live["meta"].get(name)
         return v
-
-    def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None:
-        self._write([("meta", name, value)], sync)
-
-    def delete_meta(self, name: bytes) -> None:
-        self._write([("meta", name, None)])
 
     def meta_scan(self, prefix: bytes, after: bytes, limit: int) -> list[tuple[bytes, bytes]]:
         meta = self._live["meta"]
