@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from rocksdict import (
     BlockBasedOptions,
@@ -129,59 +129,55 @@ def split_hint_key(hk: bytes) -> tuple[str, bytes]:
     return hk[1 : 1 + n].decode(), hk[1 + n :]
 
 
-class StoreAPI(Protocol):
+class StoreAPI(abc.ABC):
     """What the node needs of its storage. ``Store`` is RocksDB; ``dynamo.testing.MemStore``
-    is an in-memory fake for simulations (it can lose unsynced writes on a crash)."""
+    is an in-memory fake for simulations (it can lose unsynced writes on a crash).
+
+    Both implement the reads and one atomic ``_apply``; the object batches (put, reap,
+    drop), the meta writes and the seq lease are written once, here.
+    """
 
     node_id: str
     incarnation: str
     seq: int
     closed: bool
     clean_start: bool  # the last run closed the store; False after kill -9 or power loss
-
-    def get_raw(self, objkey: bytes) -> bytes | None: ...
-    def get(self, objkey: bytes) -> tuple[Obj, int] | None: ...
-    def digest(self, objkey: bytes) -> bytes | None: ...
-    def put(
-        self,
-        objkey: bytes,
-        obj: Obj,
-        old_seq: int | None,
-        *,
-        tombstone: bool = False,
-        was_tombstone: bool = False,
-        clear_marker: bool = False,
-    ) -> int: ...
-    def reap(self, objkey: bytes, expected_seq: int, marker: bytes) -> bool: ...
-    def drop(self, objkey: bytes, expected_seq: int) -> bool: ...
-    def marker(self, objkey: bytes) -> bytes | None: ...
-    def meta_scan(self, prefix: bytes, after: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
-    def delete_meta(self, name: bytes) -> None: ...
-    def scan(
-        self, start: bytes = b"", end: bytes | None = None
-    ) -> Iterator[tuple[bytes, bytes]]: ...
-    def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]: ...
-    def get_hint(self, target: str, objkey: bytes) -> Obj | None: ...
-    def put_hint(self, target: str, objkey: bytes, obj: Obj) -> None: ...
-    def hints_for(self, target: str, after: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
-    def delete_hints_if_unchanged(self, target: str, sent: list[tuple[bytes, bytes]]) -> int: ...
-    def hint_counts(self) -> dict[str, int]: ...
-    def get_meta(self, name: bytes) -> bytes | None: ...
-    def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None: ...
-    async def sync_wal(self) -> None: ...
-    def property_int(self, name: str, family: str = CF_OBJECTS) -> int: ...
-    def close(self) -> None: ...
-
-
-class ObjectStore(abc.ABC):
-    """What both stores build on ``get_raw`` and one atomic ``_apply``: reads, the seq
-    lease, and the batches that put, reap and drop objects (one copy of each)."""
-
-    seq: int
     _seq_lease: int
 
     @abc.abstractmethod
+    def _apply(self, ops: list[Op], sync: bool = False) -> None:
+        """Apply ``ops`` atomically (all or none); ``sync`` waits for the disk."""
+
+    @abc.abstractmethod
     def get_raw(self, objkey: bytes) -> bytes | None: ...
+    @abc.abstractmethod
+    def marker(self, objkey: bytes) -> bytes | None: ...
+    @abc.abstractmethod
+    def meta_scan(self, prefix: bytes, after: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
+    @abc.abstractmethod
+    def scan(
+        self, start: bytes = b"", end: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]: ...
+    @abc.abstractmethod
+    def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]: ...
+    @abc.abstractmethod
+    def get_hint(self, target: str, objkey: bytes) -> Obj | None: ...
+    @abc.abstractmethod
+    def put_hint(self, target: str, objkey: bytes, obj: Obj) -> None: ...
+    @abc.abstractmethod
+    def hints_for(self, target: str, after: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
+    @abc.abstractmethod
+    def delete_hints_if_unchanged(self, target: str, sent: list[tuple[bytes, bytes]]) -> int: ...
+    @abc.abstractmethod
+    def hint_counts(self) -> dict[str, int]: ...
+    @abc.abstractmethod
+    def get_meta(self, name: bytes) -> bytes | None: ...
+    @abc.abstractmethod
+    async def sync_wal(self) -> None: ...
+    @abc.abstractmethod
+    def property_int(self, name: str, family: str = CF_OBJECTS) -> int: ...
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None:
         self._apply([(CF_META, name, value)], sync)
@@ -205,10 +201,6 @@ class ObjectStore(abc.ABC):
             self._seq_lease = seq + SEQ_LEASE_BLOCK
             self.put_meta(META_SEQ_LEASE, u64(self._seq_lease), sync=True)
         return seq
-
-    @abc.abstractmethod
-    def _apply(self, ops: list[Op], sync: bool = False) -> None:
-        """Apply ``ops`` atomically (all or none); ``sync`` waits for the disk."""
 
     def put(
         self,
@@ -259,7 +251,7 @@ class ObjectStore(abc.ABC):
         return True
 
 
-class Store(ObjectStore):
+class Store(StoreAPI):
     """The node's storage. Not thread-safe except for the WAL sync it runs itself."""
 
     def __init__(

@@ -27,9 +27,9 @@ from dynamo.storage import (
     META_SEQ_FLOOR,
     META_SEQ_LEASE,
     REAPED_PREFIX,
-    ObjectStore,
     Op,
     StorageError,
+    StoreAPI,
     hint_key,
     split_hint_key,
 )
@@ -46,7 +46,7 @@ class Disk:
     )
 
 
-class MemStore(ObjectStore):
+class MemStore(StoreAPI):
     """An in-memory ``StoreAPI``. ``crash(power_loss)`` gives the disk a restart would see."""
 
     def __init__(self, node_id: str, disk: Disk | None = None, rng: random.Random | None = None):
