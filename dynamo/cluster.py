@@ -5,6 +5,12 @@ The ring is a pure function of the members gossip reports (status ``valid`` or
 is this node's own opinion (phi above the threshold) and only steers
 preference lists. Bucket props are last-writer-wins across the nodes that set
 them, persisted here so they survive a restart of every node.
+
+What gossip said of the other nodes is persisted too, whenever members, their
+addresses or props change, and restored at start: a restarted node knows its
+ring from the first request (its peers count as down until they are heard
+from), instead of serving as a cluster of one until its first round and
+acknowledging writes it holds alone.
 """
 
 from __future__ import annotations
@@ -15,15 +21,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
+
 from dynamo.config import NodeConfig
 from dynamo.env import REAL, Env
 from dynamo.rpc import RpcAPI
-from dynamo.storage import StoreAPI
+from dynamo.storage import StorageError, StoreAPI
 from gossip import membership
 from gossip.membership import JOINING, LEAVING, LEFT, VALID
 from gossip.phi import PhiAccrualDetector
-from gossip.scuttlebutt import KEY_HEARTBEAT, Scuttlebutt, Update
+from gossip.scuttlebutt import KEY_HEARTBEAT, KIND_ACK2, GossipAck2, Scuttlebutt, Update
 from gossip.service import GossipService
+from gossip.wire import from_wire, to_wire
 from http_api.types import BucketProps, props_from_overrides
 from ring.position import key_position
 from ring.ring import Ring
@@ -33,6 +42,7 @@ log = logging.getLogger(__name__)
 META_GENERATION = b"generation"
 META_STATUS = b"status"
 META_PROPS = b"bucket_props"
+META_PEERS = b"gossip_peers"
 DOWN_CACHE_S = 0.1
 
 
@@ -84,6 +94,7 @@ class Cluster:
             weight=config.weight,
         )
         self._persist_status(status)
+        self._restore_peers()
         self._default_props = BucketProps(n_val=config.n_val)
         self._overrides: dict[str, tuple[float, dict[str, Any] | None]] = self._load_props()
         for bucket, (stamp, props) in self._overrides.items():
@@ -129,7 +140,7 @@ class Cluster:
                 pass
 
     def _on_updates(self, updates: list[Update]) -> None:
-        ring_changed = props_changed = False
+        ring_changed = props_changed = addr_changed = False
         for u in updates:
             if u.key == KEY_HEARTBEAT and not u.new_generation:
                 continue
@@ -137,6 +148,8 @@ class Cluster:
                 ring_changed = True
             if u.key.startswith(membership.PROPS_PREFIX):
                 props_changed = True
+            if u.key in (membership.KEY_ADDR, membership.KEY_HTTP):
+                addr_changed = True
             if u.key == membership.KEY_ADDR and isinstance(u.value, str):
                 self.rpc.reset_backoff(u.value)
             if u.new_generation and u.node != self.node_id:
@@ -147,7 +160,29 @@ class Cluster:
             self._rebuild_ring()
         if props_changed:
             self._merge_props()
+        if ring_changed or props_changed or addr_changed:
+            self._save_peers()
         self._down_at = 0.0
+
+    def _save_peers(self) -> None:
+        try:
+            # Synced: membership changes are rare, and a power loss must not take the ring.
+            self.store.put_meta(META_PEERS, msgpack.packb(to_wire(self.sb.snapshot())), sync=True)
+        except StorageError as e:  # closing: the next start restores the last one saved
+            log.debug("could not save the gossip state: %s", e)
+
+    def _restore_peers(self) -> None:
+        raw = self.store.get_meta(META_PEERS)
+        if raw is None:
+            return
+        try:
+            snapshot = from_wire(KIND_ACK2, msgpack.unpackb(raw))
+        except Exception as e:  # a damaged copy only costs the head start
+            log.warning("ignoring the saved gossip state (%s): waiting for the first round", e)
+            return
+        assert isinstance(snapshot, GossipAck2)
+        self.sb.restore(snapshot)
+        log.info("restored the last known state of %d peers", len(snapshot.deltas))
 
     def _rebuild_ring(self) -> None:
         members = membership.ring_members(self.sb)

@@ -266,6 +266,33 @@ class Scuttlebutt:
         """Apply the ACK2's deltas."""
         return self._apply(ack2.deltas)
 
+    # -- persistence ---------------------------------------------------------------
+
+    def snapshot(self) -> GossipAck2:
+        """Everything we know of the other nodes, as one message.
+
+        Persist it and ``restore`` it after a restart: the node then knows its cluster
+        (members, addresses, weights) before its first round, instead of starting as a
+        cluster of one. Each node's entries are a consistent prefix of its history, so
+        later rounds only add what changed since.
+        """
+        me = self._node_id
+        return GossipAck2(
+            deltas=tuple(
+                _node_delta(
+                    node, state.generation, tuple(item[0] for item in state.entries.values())
+                )
+                for node, state in sorted(self._states.items())
+                if node != me and state.entries
+            )
+        )
+
+    def restore(self, snapshot: GossipAck2) -> list[Update]:
+        """Apply a ``snapshot`` taken before a restart. What it says of our own node is
+        ignored (our own state starts afresh). Returns the updates, like a round."""
+        me = self._node_id
+        return self._apply(d for d in snapshot.deltas if d.node != me)
+
     # -- internals -----------------------------------------------------------------
 
     def _set_own(self, key: str, value: object) -> None:

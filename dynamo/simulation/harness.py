@@ -407,10 +407,15 @@ def run(
     bug: str | None = None,
 ) -> Outcome:
     """One seeded run on a fresh virtual-time loop."""
+    return on_virtual_time(lambda: _scenario(seed, settings or SimSettings(), schedule, bug))
+
+
+def on_virtual_time(main: Callable[[], Awaitable[T]]) -> T:
+    """Run ``main()`` on a fresh virtual-time loop; what it leaves running is cancelled."""
     logging.getLogger().setLevel(logging.CRITICAL)
     loop = VirtualTimeLoop()
     try:
-        return loop.run_until_complete(_scenario(seed, settings or SimSettings(), schedule, bug))
+        return loop.run_until_complete(main())
     finally:
         for t in asyncio.all_tasks(loop):
             t.cancel()

@@ -113,6 +113,46 @@ def test_a_seed_down_at_start_is_retried_while_http_serves(make_cluster: MakeClu
     assert status == 204
 
 
+def test_a_node_restarted_while_its_peers_are_stopped_keeps_its_ring_and_refuses_quorums(
+    make_cluster: MakeCluster,
+) -> None:
+    """A restarted node must not serve as a cluster of one until it hears from a peer:
+    it would acknowledge a w=2 write that only it holds."""
+    c = make_cluster(3)
+    ring_hash = c.wait_converged()
+    victim, *peers = c.nodes
+    victim.kill9()
+    for p in peers:
+        p.pause()
+    try:
+        c.start(victim)
+        ring = get_json(victim.url + "/admin/ring")
+        assert (ring["ring_hash"], len(ring["members"])) == (ring_hash, 3)
+        members = get_json(victim.url + "/admin/members")["members"]
+        assert {m["node"]: m["up"] for m in members} == {
+            victim.node_id: True,
+            **{p.node_id: False for p in peers},
+        }
+        status, _, body = http(
+            "PUT", victim.url + "/buckets/b/keys/k?w=2", b"v", {"Content-Type": "text/plain"}
+        )
+        assert (status, b"W-value unsatisfied" in body) == (503, True), body
+    finally:
+        for p in peers:
+            p.resume()
+    c.wait_up_everywhere(victim, up=True)
+    wait_for(
+        lambda: (
+            http("PUT", victim.url + "/buckets/b/keys/k?w=2", b"v", {"Content-Type": "text/plain"})[
+                0
+            ]
+            == 204
+        ),
+        20,
+        "the restarted node took a w=2 write once its peers were back",
+    )
+
+
 def test_a_stopped_node_does_not_make_the_others_look_down(make_cluster: MakeCluster) -> None:
     """Gossip rounds stuck on a SIGSTOPped peer must not starve the others' heartbeats."""
     c = make_cluster(3)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
 
-from dynamo.simulation.harness import Fault, SimSettings, run, shrink
+from dynamo.simulation.harness import (
+    BUCKET,
+    Fault,
+    SimCluster,
+    SimSettings,
+    on_virtual_time,
+    run,
+    shrink,
+)
+from http_api.errors import Unavailable
+from http_api.types import Content, PutOptions
 
 pytestmark = pytest.mark.sim
 
@@ -44,3 +55,39 @@ def test_a_failure_shrinks_to_a_smaller_schedule_that_still_fails() -> None:
     small = shrink(outcome, settings, "drop-context-on-forward")
     assert len(small) < len(extra)  # the bug needs no fault at all
     assert not run(3, settings, schedule=small, bug="drop-context-on-forward").passed
+
+
+def test_a_node_restarted_alone_knows_its_ring_and_acknowledges_no_write_by_itself() -> None:
+    """Seed 8449 of the 10,000-seed run: a node back from a power loss served as a
+    cluster of one until its first gossip round, acknowledged a ``w=2`` write it
+    alone held, and a wipe then lost it. Now the ring is restored from disk and
+    the peers count as down until they are heard from."""
+    others = {"n2:1", "n3:1", "n4:1"}
+
+    async def scenario() -> None:
+        sim = SimCluster(5, SimSettings())
+        for n in sim.ids:
+            await sim.start(n)
+        while any(len(node.cluster.ring) < 4 for node in sim.nodes.values()):
+            assert sim.loop.time() < 30, "the cluster did not form"
+            await asyncio.sleep(0.1)
+        sim.crash("n1", power_loss=True)
+        sim.net.groups = [{"n1:1"}, others]
+        await sim.start("n1")
+        node = sim.nodes["n1"]
+        assert len(node.cluster.ring) == 4
+        assert node.cluster.down() == {"n2", "n3", "n4"}
+        content = Content(value=b"[]", content_type="application/json")
+        with pytest.raises(Unavailable, match="W-value unsatisfied"):
+            await node.store(BUCKET, b"k", content, None, PutOptions(w=2, dw=2))
+        sim.net.groups = []
+        deadline = sim.loop.time() + 30
+        while True:
+            try:
+                await node.store(BUCKET, b"k", content, None, PutOptions(w=2, dw=2))
+                break
+            except Unavailable:
+                assert sim.loop.time() < deadline, "the healed node never took the write"
+                await asyncio.sleep(0.1)
+
+    on_virtual_time(scenario)

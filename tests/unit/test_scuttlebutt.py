@@ -251,6 +251,36 @@ def test_purge_forgets_a_node_until_it_comes_back_newer() -> None:
         b.purge("b")
 
 
+def test_a_restored_snapshot_knows_the_peers_and_only_asks_for_what_is_newer() -> None:
+    a, b, c = node("a", x=1), node("b", y=2), node("c", z=3)
+    gossip(a, b)
+    gossip(c, a)
+    saved = over_wire(a.snapshot())
+    assert isinstance(saved, GossipAck2)
+    assert sorted(d.node for d in saved.deltas) == ["b", "c"]  # not ourselves
+    b.set_local("y", 20)  # b moves on while a is down
+    restarted = node("a", 2, x=1)
+    updates = restarted.restore(saved)
+    assert {(u.node, u.key) for u in updates} == {("b", "y"), ("c", "z")}
+    assert (restarted.items("b"), restarted.items("c")) == ({"y": 2}, {"z": 3})
+    assert restarted.generation("a") == 2  # our own state starts afresh
+    syn = restarted.make_syn()
+    ack = b.on_syn(syn)
+    assert [(d.node, [e[0] for e in d.entries]) for d in ack.deltas] == [("b", ["y"])]
+    gossip(restarted, b)
+    assert restarted.items("b") == {"y": 20}
+
+
+def test_restore_ignores_what_a_snapshot_says_of_ourselves() -> None:
+    a, b = node("a", x=1), node("b", y=2)
+    gossip(a, b)
+    theirs = b.snapshot()  # b's snapshot names a
+    fresh = node("a", 1)
+    fresh.restore(theirs)
+    assert (fresh.generation("a"), fresh.items("a"), fresh.own_generation_bumps) == (1, {}, 0)
+    assert fresh.items("b") == {}  # b's own state is not in its snapshot
+
+
 # -- flow control ------------------------------------------------------------------
 
 
