@@ -22,7 +22,7 @@ from dynamo.config import NodeConfig
 from dynamo.coordinator import object_key
 from dynamo.env import Env
 from dynamo.node import Node
-from dynamo.simulation.loop import VirtualTimeLoop
+from dynamo.simulation.loop import Deadlock, Livelock, VirtualTimeLoop
 from dynamo.simulation.network import NetConfig, Network, SimRpc
 from dynamo.testing import Disk, MemStore
 from http_api.errors import ServiceError, Unavailable
@@ -406,8 +406,15 @@ def run(
     schedule: list[Fault] | None = None,
     bug: str | None = None,
 ) -> Outcome:
-    """One seeded run on a fresh virtual-time loop."""
-    return on_virtual_time(lambda: _scenario(seed, settings or SimSettings(), schedule, bug))
+    """One seeded run on a fresh virtual-time loop. A run that deadlocks or spins
+    without letting time pass fails with that as its bug, rather than hanging."""
+    settings = settings or SimSettings()
+    try:
+        return on_virtual_time(lambda: _scenario(seed, settings, schedule, bug))
+    except (Deadlock, Livelock) as e:
+        planned = make_schedule(random.Random(seed), settings) if schedule is None else schedule
+        verdict = carts.Verdict(bugs=[f"{type(e).__name__}: {e}"])
+        return Outcome(seed, planned, carts.History(), verdict, None, 0.0)
 
 
 def on_virtual_time(main: Callable[[], Awaitable[T]]) -> T:
