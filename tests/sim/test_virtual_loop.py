@@ -26,7 +26,7 @@ def on_loop(main: Coroutine[Any, Any, T]) -> T:
 
 def test_sleeping_costs_no_real_time_and_moves_the_clock() -> None:
     async def main() -> float:
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # virtual time: returns at once, the clock jumps
         return asyncio.get_running_loop().time()
 
     assert on_loop(main()) == 3600
@@ -41,7 +41,7 @@ def test_waiting_until_an_instant_in_steps_shorter_than_a_tick_ends() -> None:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         due = 10.175616432494747
-        await asyncio.sleep(10.175616432447516)
+        await asyncio.sleep(10.175616432447516)  # virtual: jump to seed 4081's instant
         while (wait := due - loop.time()) > 0:
             try:
                 await asyncio.wait_for(wake.wait(), wait)
