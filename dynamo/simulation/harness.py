@@ -9,6 +9,7 @@ checks the history (``dynamo.carts.check``). Same seed, same run.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -424,10 +425,34 @@ def on_virtual_time(main: Callable[[], Awaitable[T]]) -> T:
     try:
         return loop.run_until_complete(main())
     finally:
-        for t in asyncio.all_tasks(loop):
+        shut_down(loop)
+
+
+SHUTDOWN_ROUNDS = 100  # cancel-and-wait rounds before what is left is given up on
+
+
+def shut_down(loop: VirtualTimeLoop) -> None:
+    """Cancel everything a run left on ``loop``, let it finish, and close the loop.
+
+    This also holds when the run was aborted midway (a test's timeout fires inside
+    the loop): every task is cancelled and awaited, round after round, since a task
+    may start others while it unwinds, and what is garbage afterwards is collected
+    here, so nothing of the aborted run (a pending task, a coroutine never
+    awaited) surfaces later in another test.
+    """
+    for _ in range(SHUTDOWN_ROUNDS):
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        if not tasks:
+            break
+        for t in tasks:
             t.cancel()
-        loop.run_until_complete(asyncio.sleep(0))
-        loop.close()
+        try:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        except (Deadlock, Livelock):
+            continue  # a task waits on something that will never come: cancel it again
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+    gc.collect()
 
 
 def shrink(

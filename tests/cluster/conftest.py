@@ -43,10 +43,3 @@ def module_cluster_factory(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[MakeCluster]:
     yield from _factory(tmp_path_factory.mktemp("cluster"), request)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
-    rep = yield
-    setattr(item, f"rep_{rep.when}", rep)  # type: ignore[attr-defined]
-    return rep
