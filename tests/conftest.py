@@ -5,6 +5,10 @@ reference cycles: a coroutine never awaited, a task still pending. Python frees
 them at some later garbage collection, inside whatever test runs then, and with
 warnings as errors that innocent test fails. Collecting right after a failed test
 reports them on the test that made them.
+
+Timing: no test may depend on the machine's speed. Long tests carry their own
+``pytest.mark.timeout``, about six times their run on a slowish day (a slow day
+is twice as slow, and a timeout keeps a 3x margin over that).
 """
 
 from __future__ import annotations
@@ -13,8 +17,14 @@ import gc
 from collections.abc import Generator
 
 import pytest
+from hypothesis import settings
 
 pytest_plugins = ["pytester"]
+
+# No property test may fail for the machine's speed: hypothesis's per-example deadline
+# (200 ms by default) is off everywhere, as the per-test timeout already bounds a run.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -9,7 +9,7 @@ import pytest
 
 from dynamo.chaos.runner import ChaosSettings, run
 
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(360)]  # 6x a slowish day's run
 
 
 def test_five_nodes_lose_no_acknowledged_write_under_faults() -> None:

@@ -69,6 +69,7 @@ def readable_everywhere(n: NodeProcess, bucket: str, keys: set[str]) -> list[str
     return bad
 
 
+@pytest.mark.timeout(150)  # 6x its run on a slowish day: a slow day is 2x
 def test_a_wiped_node_refills_every_key_without_reads(make_cluster: MakeCluster) -> None:
     c = make_cluster(3, settings=FAST_AAE)
     c.wait_converged()
@@ -196,6 +197,7 @@ def test_leave_under_load_hands_everything_over(make_cluster: MakeCluster) -> No
         wait_for(complete, 60, f"every key on {n.node_id}")
 
 
+@pytest.mark.timeout(150)  # 6x its run on a slowish day: a slow day is 2x
 def test_reaped_tombstone_does_not_come_back_from_a_late_hint(make_cluster: MakeCluster) -> None:
     c: LocalCluster = make_cluster(
         4, settings=(*FAST_AAE, "tombstone_grace_s=1", "maintenance_interval_s=0.3")
