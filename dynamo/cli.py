@@ -2,7 +2,7 @@
 
 ::
 
-    dynamo start --node-id n1 --data-dir ./data/n1 [--seeds host:port,...] ...
+    dynamo start --node-id n1 --data-dir ./data/n1 [--seeds host:port,...|--new-cluster] ...
     dynamo up [--nodes 3] [--base-http-port 8098] [--data-dir ./data]
     dynamo status|members|ring --url http://127.0.0.1:8098
     dynamo join --url URL --seed host:peer_port
@@ -83,6 +83,13 @@ def _start_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peer-port", type=int, help="node-to-node port, default 8099")
     p.add_argument("--data-dir", help="RocksDB directory of this node")
     p.add_argument("--seeds", help="comma-separated host:peer_port of nodes to join through")
+    p.add_argument(
+        "--new-cluster",
+        action="store_true",
+        default=None,
+        help="with no seeds and an empty data directory: found a new cluster (without it"
+        " such a node waits to be contacted, as a wiped member of a cluster would)",
+    )
     p.add_argument("--cluster-name", help="peers from another cluster are refused")
     p.add_argument("--cluster-secret-file", help="file with the secret every peer must prove")
     p.add_argument("--n-val", type=int, help="default replicas per key, default 3")
@@ -106,6 +113,7 @@ def load_config(args: argparse.Namespace) -> config_mod.NodeConfig:
         "peer_port": args.peer_port,
         "data_dir": args.data_dir,
         "seeds": args.seeds,
+        "new_cluster": args.new_cluster,
         "cluster_name": args.cluster_name,
         "cluster_secret_file": args.cluster_secret_file,
         "n_val": args.n_val,
@@ -245,6 +253,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "nodename",
         "cluster_status",
         "ring_members",
+        "known_members",
         "connected_nodes",
         "node_gets",
         "node_puts",

@@ -84,8 +84,17 @@ class Cluster:
             )
         if stored in (VALID, LEAVING):
             status = stored
+        elif config.seeds or not config.new_cluster:
+            status = JOINING
+            if not config.seeds:
+                log.warning(
+                    "node %s has no seeds and no cluster in its data directory: it waits to"
+                    " be contacted by a cluster (or POST /admin/join). To found a new cluster"
+                    " instead, start it with --new-cluster",
+                    self.node_id,
+                )
         else:
-            status = JOINING if config.seeds else VALID
+            status = VALID  # a new cluster, founded here
         membership.announce(
             self.sb,
             peer_addr=config.peer_addr,
@@ -127,6 +136,8 @@ class Cluster:
                 await self.gossip.succeeded.wait()
                 self.set_status(VALID)
                 log.info("joined the cluster through gossip: %d members", len(self._ring))
+                # Tell the peers now: until they hear it, we are not in their rings.
+                await self.spread()
             await runner
         finally:
             runner.cancel()

@@ -32,6 +32,11 @@ class NodeConfig:
     peer_port: int = 8099
     seeds: tuple[str, ...] = ()  # host:peer_port of nodes to join through
     rejoin: bool = False  # start a node that left the cluster and join again
+    # A node with an empty data directory and no seeds cannot tell a new cluster from a
+    # wiped member of an existing one: without this it waits to be contacted (or joined
+    # with POST /admin/join) instead of serving as a cluster of one; with it, it founds
+    # a new cluster. Only the first start of a data directory reads it.
+    new_cluster: bool = False
     peer_routes: tuple[str, ...] = ()  # "addr=via": dial peer addr through via (a fault proxy)
     cluster_name: str = "dynamo"  # peers from another cluster are refused
     cluster_secret_file: Path | None = None  # HMAC secret every peer must prove
@@ -47,6 +52,11 @@ class NodeConfig:
     weight: float = 1.0  # share of the ring relative to other nodes
     n_val: int = 3  # default replicas per key for buckets that do not set it
     max_object_bytes: int = 16 * MIB  # larger values get 413; bounds memory per request
+    # A write that would make the stored object (every sibling) larger gets 413. It keeps
+    # every object inside one node-to-node message, so replication, anti-entropy, hints
+    # and transfers can always carry it; at most rpc_max_frame_bytes - 1 MiB.
+    max_stored_object_bytes: int = 48 * MIB
+    rpc_max_frame_bytes: int = 64 * MIB  # largest node-to-node message; bigger closes the link
     request_timeout_ms: int = 10_000  # default per-request timeout; replies later are failures
     rpc_timeout_ms: int = 5_000  # one node-to-node call; lower notices dead peers sooner
     gossip_interval_s: float = 1.0  # one gossip round this often; faster is chattier
@@ -54,6 +64,12 @@ class NodeConfig:
     hinted_handoff: bool = True  # off: writes for down primaries are not taken by fallbacks
     handoff_interval_s: float = 1.0  # how often hints are offered to their targets
     handoff_batch: int = 200  # hints per delivery batch; larger is faster, burstier
+    handoff_batch_bytes: int = 4 * MIB  # ...and at most this many bytes (one hint at least)
+    # Hints older than this are dropped (and counted), never delivered: they must expire
+    # before the reaped markers that guard against them, or a stand-in back from a long
+    # outage could bring back a key deleted and reaped meanwhile. Longer keeps writes for
+    # longer outages; then a target that comes back later is refilled by anti-entropy.
+    hint_ttl_s: float = 3 * 86400.0
     handoff_rate_per_s: int = 5_000  # cap on hints delivered per second per node
     aae_interval_s: float = 1.0  # anti-entropy round pace while there is a backlog
     aae_quiet_interval_s: float = 5.0  # pace when a round found nothing new: quiet cost
@@ -97,7 +113,9 @@ class NodeConfig:
             "request_timeout_ms",
             "rpc_timeout_ms",
             "handoff_batch",
+            "handoff_batch_bytes",
             "handoff_rate_per_s",
+            "max_stored_object_bytes",
             "aae_round_bytes",
             "max_concurrent_requests",
             "max_siblings",
@@ -120,6 +138,24 @@ class NodeConfig:
             raise bad("reaped_marker_ttl_s", "must be at least tombstone_grace_s")
         if self.tombstone_grace_s < 0:
             raise bad("tombstone_grace_s", "must be 0 or more seconds")
+        if not 0 < self.hint_ttl_s <= self.reaped_marker_ttl_s - self.tombstone_grace_s:
+            raise bad(
+                "hint_ttl_s",
+                "hints must expire before the reaped markers that guard against them:"
+                " use a value above 0 and at most reaped_marker_ttl_s - tombstone_grace_s"
+                f" ({self.reaped_marker_ttl_s - self.tombstone_grace_s:g} s), or raise"
+                " reaped_marker_ttl_s",
+            )
+        if self.rpc_max_frame_bytes < 4 * MIB:
+            raise bad("rpc_max_frame_bytes", "use at least 4 MiB (4194304)")
+        if self.max_stored_object_bytes > self.rpc_max_frame_bytes - MIB:
+            raise bad(
+                "max_stored_object_bytes",
+                "a stored object must fit in one node-to-node message: use at most"
+                f" rpc_max_frame_bytes - 1 MiB ({self.rpc_max_frame_bytes - MIB})",
+            )
+        if self.max_stored_object_bytes < self.max_object_bytes:
+            raise bad("max_stored_object_bytes", "must be at least max_object_bytes")
         if self.phi_threshold <= 0:
             raise bad("phi_threshold", "must be above 0")
         if self.http_auth_basic and ":" not in self.http_auth_basic:

@@ -32,11 +32,18 @@ from dynamo.quorum import (
     resolve,
     unreachable,
 )
-from dynamo.replica import Replica, TooManySiblings
+from dynamo.replica import Replica, TooLarge, TooManySiblings
 from dynamo.rpc import Unreachable
 from dynamo.stats import NodeStats
 from dynamo.storage import StorageError
-from http_api.errors import BadRequest, Conflict, PreconditionFailed, ServiceError, Unavailable
+from http_api.errors import (
+    BadRequest,
+    Conflict,
+    PreconditionFailed,
+    RequestTooLarge,
+    ServiceError,
+    Unavailable,
+)
 from http_api.types import BucketProps, Content, DeleteOptions, FetchResult, GetOptions, PutOptions
 from ring.position import decode_bkey, encode_bkey, key_position, position_bytes
 from ring.ring import Ring, Role
@@ -46,6 +53,10 @@ log = logging.getLogger(__name__)
 Call = Callable[[str, str, Any, float], Awaitable[Any]]
 
 
+NOT_IN_A_CLUSTER = (
+    "this node is not part of a cluster yet: it waits to be contacted by one (start it"
+    " with --seeds, or POST /admin/join); to found a new cluster, start it with --new-cluster"
+)
 FORWARD_DEDUPE = 10_000  # forward ids remembered, to coordinate a duplicate only once
 Request = Callable[[str, str, Any, float], "asyncio.Future[Any]"]
 
@@ -86,6 +97,7 @@ class Coordinator:
         rpc_timeout_s: float,
         hinted_handoff: bool = True,
         max_siblings: int = 100,
+        max_stored_object_bytes: int = 48 * 1024 * 1024,
         sibling_warning: int = 25,
         env: Env = REAL,
     ) -> None:
@@ -102,6 +114,7 @@ class Coordinator:
         self.rpc_timeout_s = rpc_timeout_s
         self.hinted_handoff = hinted_handoff
         self.max_siblings = max_siblings
+        self.max_stored_object_bytes = max_stored_object_bytes
         self.sibling_warning = sibling_warning
         self.background: set[asyncio.Task[Any]] = set()
         self._warned_small_cluster = False
@@ -125,6 +138,8 @@ class Coordinator:
 
     def _targets(self, pos: int, props: BucketProps) -> tuple[tuple[Target, ...], int]:
         ring = self.membership.ring
+        if not len(ring):
+            raise self._fail("ring", NOT_IN_A_CLUSTER)
         down = self.membership.down()
         entries = ring.preflist(pos, props.n_val, down)
         if not self.hinted_handoff:
@@ -357,6 +372,15 @@ class Coordinator:
                 allow_mult=props.allow_mult,
                 last_write_wins=props.last_write_wins,
                 max_siblings=self.max_siblings,
+                max_bytes=self.max_stored_object_bytes,
+            )
+        except TooLarge as e:
+            self.stats.too_large_refused_total += 1
+            raise RequestTooLarge(
+                f"key {key.decode(errors='replace')!r} would take {e.size} bytes stored with its"
+                f" siblings, above max_stored_object_bytes {self.max_stored_object_bytes}: read it"
+                " and write the resolved value with the context of that read, or store a"
+                " smaller value"
             )
         except TooManySiblings as e:
             self.stats.siblings_refused_total += 1

@@ -120,7 +120,9 @@ class NodeProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def command(self, seeds: Sequence[str], settings: Sequence[str]) -> list[str]:
+    def command(
+        self, seeds: Sequence[str], settings: Sequence[str], new_cluster: bool = False
+    ) -> list[str]:
         cmd = [
             sys.executable,
             "-m",
@@ -139,17 +141,25 @@ class NodeProcess:
         ]
         if seeds:
             cmd += ["--seeds", ",".join(seeds)]
+        if new_cluster:
+            cmd.append("--new-cluster")
         for s in settings:
             cmd += ["--set", s]
         return cmd
 
     def start(
-        self, seeds: Sequence[str], settings: Sequence[str] = (), env: dict[str, str] | None = None
+        self,
+        seeds: Sequence[str],
+        settings: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        new_cluster: bool | None = None,
     ) -> None:
+        """Start the process; a node without seeds founds a new cluster unless
+        ``new_cluster`` is False (then it waits to be contacted, as a wiped member would)."""
         if self.running():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = self.command(seeds, settings)
+        cmd = self.command(seeds, settings, not seeds if new_cluster is None else new_cluster)
         full_env = {**os.environ, **(env or {})}
         if self.log_path is None:  # the terminal's
             self.proc = subprocess.Popen(cmd, env=full_env)

@@ -60,6 +60,10 @@ _COUNTERS = {
     "objects_dropped_total": "Objects dropped after ownership moved",
     "http_overload_refused_total": "Requests refused with 503 above the concurrency limit",
     "siblings_refused_total": "Writes refused for exceeding the sibling limit",
+    "too_large_refused_total": "Writes refused for making a stored object too large",
+    "hints_expired_total": "Hints dropped unsent for outliving hint_ttl_s",
+    "aae_failed_rounds_total": "Anti-entropy rounds that failed",
+    "aae_objects_oversized_total": "Objects too large for one message, skipped by anti-entropy",
 }
 _GAUGES = {
     "hints_pending": "Hints held for other nodes",
@@ -148,18 +152,34 @@ class _NodeCollector(Collector):
         for state, n in s.get("members_by_state", {}).items():
             members.add_metric([state], float(n))
         yield members
-        lag = GaugeMetricFamily(
-            "dynamo_aae_lag", "Anti-entropy lag behind each peer", labels=["peer"]
-        )
-        for peer, n in s.get("aae_lag_by_peer", {}).items():
-            lag.add_metric([peer], float(n))
-        yield lag
+        yield from _aae_peer_metrics(s.get("aae_peers", {}))
         pending = GaugeMetricFamily(
             "dynamo_hints_pending_by_target", "Hints held", labels=["target"]
         )
         for target, n in s.get("hints_by_target", {}).items():
             pending.add_metric([target], float(n))
         yield pending
+
+
+def _aae_peer_metrics(peers: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    """Anti-entropy progress and health per peer: a stuck exchange shows here."""
+    lag = GaugeMetricFamily("dynamo_aae_lag", "Anti-entropy lag behind each peer", labels=["peer"])
+    failures = GaugeMetricFamily(
+        "dynamo_aae_consecutive_failures",
+        "Anti-entropy rounds with each peer that failed in a row",
+        labels=["peer"],
+    )
+    age = GaugeMetricFamily(
+        "dynamo_aae_last_success_age_seconds",
+        "Seconds since the last anti-entropy round with each peer succeeded (-1: never)",
+        labels=["peer"],
+    )
+    for peer, p in sorted(peers.items()):
+        lag.add_metric([peer], float(p["lag"]))
+        failures.add_metric([peer], float(p["consecutive_failures"]))
+        seen = p["last_success_age_s"]
+        age.add_metric([peer], -1.0 if seen is None else float(seen))
+    yield from (lag, failures, age)
 
 
 class Metrics:

@@ -67,7 +67,9 @@ class Node:
                 write_buffer_bytes=config.write_buffer_bytes,
             ),
         )
-        self.replica = Replica(self.db, env.rng)
+        self.replica = Replica(
+            self.db, env.rng, wallclock=env.wallclock, hint_ttl_s=config.hint_ttl_s
+        )
         ssl_server = ssl_client = None
         if config.peer_tls_cert_file and config.peer_tls_key_file and config.peer_tls_ca_file:
             ssl_server, ssl_client = tls.peer_contexts(
@@ -78,6 +80,7 @@ class Node:
                 cluster=config.cluster_name,
                 node_id=config.node_id,
                 secret=config.secret(),
+                max_frame_bytes=config.rpc_max_frame_bytes,
                 routes=config.routes(),
                 ssl_server=ssl_server,
                 ssl_client=ssl_client,
@@ -96,6 +99,7 @@ class Node:
             rpc_timeout_s=config.rpc_timeout_ms / 1000,
             hinted_handoff=config.hinted_handoff,
             max_siblings=config.max_siblings,
+            max_stored_object_bytes=config.max_stored_object_bytes,
             sibling_warning=config.sibling_warning,
             env=env,
         )
@@ -256,7 +260,10 @@ class Node:
         pending = self.db.hint_counts()
         out.update(
             nodename=self.node_id,
-            ring_members=self.cluster.members_not_left(),
+            # Riak's ring_members is the ring: members still joining are not in it (a
+            # count of every known member once made "3 nodes agreed" true too early).
+            ring_members=list(ring.members),
+            known_members=self.cluster.members_not_left(),
             ring_num_partitions=len(ring.tokens),
             ring_creation_size=len(ring.tokens),
             connected_nodes=sorted(self.rpc.connected_nodes()),
@@ -322,7 +329,7 @@ class Node:
             states[state] = states.get(state, 0) + 1
         out: dict[str, Any] = {
             "members_by_state": states,
-            "aae_lag_by_peer": {p: v["lag"] for p, v in self.ownership.aae.status().items()},
+            "aae_peers": self.ownership.aae_service.status(),
             "hints_by_target": self.db.hint_counts(),
             "rpc_auth_failures_total": self.rpc.stats.auth_failures,
             "rpc_connect_failures_total": self.rpc.stats.connect_failures,

@@ -111,6 +111,12 @@ def decode(data: bytes) -> tuple[Obj, int]:
     return Clock(tuple(out), ()), int.from_bytes(seq, "big")
 
 
+def stored_seq(data: bytes) -> int:
+    """The seq field of stored bytes, without decoding them (for a hint: when it was
+    first stored, in milliseconds)."""
+    return int.from_bytes(data[-8:], "big")
+
+
 def history_bytes(data: bytes) -> bytes:
     """The encoded entries of a stored object (its seq left out): equal for equal copies."""
     return data[2:-10]
@@ -133,6 +139,28 @@ def merge(a: Obj, b: Obj, allow_mult: bool) -> Obj:
 def newest_only(obj: Obj) -> Obj:
     """Last writer wins by timestamp, ties broken by the value's bytes; history kept."""
     return dvvset.lww(obj, lambda c: (c.last_modified_us, c.deleted, c.value))
+
+
+SIBLING_OVERHEAD_BYTES = 48  # a sibling's fixed fields, encoded
+ENTRY_OVERHEAD_BYTES = 16  # a clock entry's counter and framing
+
+
+def stored_size(obj: Obj) -> int:
+    """About how many bytes ``obj`` takes encoded (every sibling, its metadata and the
+    clock), without encoding it: what the stored-object limit is checked against."""
+    size = 16
+    for actor, _, vals in obj.entries:
+        size += len(actor) + ENTRY_OVERHEAD_BYTES
+        for c in vals:
+            size += _content_size(c)
+    return size + sum(_content_size(c) for c in obj.anonymous)
+
+
+def _content_size(c: Content) -> int:
+    size = SIBLING_OVERHEAD_BYTES + len(c.value) + len(c.content_type)
+    size += len(c.charset or "") + len(c.content_encoding or "")
+    size += sum(len(a) + len(b) + 2 for a, b in (*c.user_meta, *c.indexes))
+    return size + sum(len(b) + len(k) + len(t) + 3 for b, k, t in c.links)
 
 
 def is_tombstone(obj: Obj) -> bool:

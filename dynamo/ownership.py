@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 META_AAE = b"aae/"
 META_LEAVE = b"leave_progress"
 APPLY_YIELD_EVERY = 64
+MESSAGE_ENVELOPE_BYTES = 1024 * 1024  # room in a message for what is not the objects
 
 Call = Callable[[str, str, Any, float], Awaitable[Any]]
 
@@ -56,7 +57,10 @@ class Ownership:
         self.call = call
         self.rpc_timeout_s = config.rpc_timeout_ms / 1000
         self.aae = AntiEntropy(
-            config.node_id, store.incarnation, max_round_bytes=config.aae_round_bytes
+            config.node_id,
+            store.incarnation,
+            max_round_bytes=config.aae_round_bytes,
+            max_object_bytes=config.rpc_max_frame_bytes - MESSAGE_ENVELOPE_BYTES,
         )
         for peer, raw in store.meta_scan(META_AAE, b"", 100_000):
             inc, spec, wm = msgpack.unpackb(raw)
@@ -79,8 +83,12 @@ class Ownership:
             self._deliver_hints,
             self._hint_target_reachable,
             batch=config.handoff_batch,
+            batch_bytes=config.handoff_batch_bytes,
             rate_per_s=config.handoff_rate_per_s,
             interval_s=config.handoff_interval_s,
+            expired=lambda raw: replica.hint_expired(objects.stored_seq(raw)),
+            sweep_interval_s=max(1.0, min(60.0, config.hint_ttl_s / 10)),
+            clock=env.monotonic,
         )
         self.maintenance = Maintenance(
             store,
@@ -141,7 +149,7 @@ class Ownership:
 
     def aae_status(self) -> dict[str, Any]:
         return {
-            "peers": self.aae.status(),
+            "peers": self.aae_service.status(),
             "spec": spec_hash(self.spec()),
             "head": self.store.seq,
             "rounds": self.aae_service.rounds,
@@ -233,6 +241,7 @@ class Ownership:
             save=self._save_leave_progress,
             progress=progress,
             batch=self.config.handoff_batch,
+            batch_bytes=self.config.handoff_batch_bytes,
         )
         while True:
             try:
@@ -270,6 +279,8 @@ class Ownership:
         m = self.maintenance.stats
         return {
             "aae_rounds_total": self.aae_service.rounds,
+            "aae_failed_rounds_total": self.aae_service.failed_rounds,
+            "aae_objects_oversized_total": self.aae_service.oversized,
             "aae_objects_sent_total": self.aae.objects_out,
             "aae_bytes_sent_total": self.aae.bytes_out,
             "aae_objects_received_total": sum(p.objects_in for p in self.aae.peers.values()),
@@ -281,5 +292,6 @@ class Ownership:
             "cleanup_waiting": m.cleanup_waiting,
             "transfers_in_progress": len(self.transfers()),
             "hints_delivered_total": self.hints.stats.delivered,
+            "hints_expired_total": self.hints.stats.expired,
             "time": time.time(),
         }

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from dynamo import dvvset
 from dynamo import object as objects
@@ -30,6 +31,7 @@ from ring.position import decode_bkey
 META_EPOCH_BASE = b"epoch_base"
 META_EPOCH_LEASE = b"epoch_lease"
 EPOCH_LEASE_BLOCK = 10_000
+DEFAULT_HINT_TTL_S = 3 * 86400.0  # NodeConfig.hint_ttl_s
 _U64 = struct.Struct(">Q")
 
 
@@ -39,11 +41,26 @@ class TooManySiblings(Exception):
         self.count = count
 
 
+class TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} bytes")
+        self.size = size
+
+
 class Replica:
     """Local reads and writes of objects and hints."""
 
-    def __init__(self, store: StoreAPI, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        store: StoreAPI,
+        rng: random.Random | None = None,
+        *,
+        wallclock: Callable[[], float] = time.time,
+        hint_ttl_s: float = DEFAULT_HINT_TTL_S,
+    ) -> None:
         self.store = store
+        self.wallclock = wallclock
+        self.hint_ttl_s = hint_ttl_s
         self.node_id = store.node_id
         self._prefix = f"{self.node_id}/"
         base = store.get_meta(META_EPOCH_BASE)
@@ -61,6 +78,9 @@ class Replica:
         self._reuse_floor = self._epoch_base if store.clean_start else self._next_epoch
         self.puts = 0
         self.gets = 0
+
+    def _now_ms(self) -> int:
+        return int(self.wallclock() * 1000)
 
     # --- Actors -------------------------------------------------------------------------------
 
@@ -90,20 +110,45 @@ class Replica:
 
     # --- Reads --------------------------------------------------------------------------------
 
+    def hint_expired(self, stored_at_ms: int) -> bool:
+        """Is a hint first stored at ``stored_at_ms`` past its lifetime? Hints expire
+        before the reaped markers that guard against them (``NodeConfig.hint_ttl_s``),
+        so an old hint can never bring back a key deleted and reaped meanwhile."""
+        return self.wallclock() * 1000 - stored_at_ms > self.hint_ttl_s * 1000
+
+    def _hint(self, target: str, objkey: bytes) -> tuple[Obj, int] | None:
+        """A live hint and when it was first stored; an expired one reads as absent."""
+        got = self.store.get_hint(target, objkey)
+        if got is None or self.hint_expired(got[1]):
+            return None
+        return got
+
     def read(self, objkey: bytes, hint_for: str | None = None) -> Obj | None:
         self.gets += 1
         if hint_for is not None:
-            return self.store.get_hint(hint_for, objkey)
+            hint = self._hint(hint_for, objkey)
+            return None if hint is None else hint[0]
         got = self.store.get(objkey)
         return None if got is None else got[0]
 
     def read_raw(self, objkey: bytes, hint_for: str | None = None) -> bytes | None:
-        """The stored bytes (seq included; it is ignored by readers elsewhere)."""
+        """The stored bytes (seq included; it is ignored by readers elsewhere).
+
+        A primary that holds only the marker of a reaped key answers with the
+        marker's history (a clock without values), not "not found": the
+        coordinator's merge then drops every value that history covers, and read
+        repair removes them from the replicas that still hold them.
+        """
         self.gets += 1
         if hint_for is not None:
-            obj = self.store.get_hint(hint_for, objkey)
-            return None if obj is None else objects.encode(obj)
-        return self.store.get_raw(objkey)
+            hint = self._hint(hint_for, objkey)
+            return None if hint is None else objects.encode(hint[0])
+        raw = self.store.get_raw(objkey)
+        if raw is None:
+            marker = self.store.marker(objkey)
+            if marker is not None:
+                return objects.encode(objects.marker_history(marker))
+        return raw
 
     def local_copy(self, objkey: bytes) -> Obj | None:
         """The primary copy, or else every hint held for the key, merged."""
@@ -112,9 +157,9 @@ class Replica:
             return own
         merged: Obj | None = None
         for target in self.store.hint_counts():
-            h = self.store.get_hint(target, objkey)
+            h = self._hint(target, objkey)
             if h is not None:
-                merged = h if merged is None else dvvset.sync(merged, h)
+                merged = h[0] if merged is None else dvvset.sync(merged, h[0])
         return merged
 
     # --- Writes -------------------------------------------------------------------------------
@@ -153,19 +198,34 @@ class Replica:
         """
         self.puts += 1
         if hint_for is not None:
-            hint = self.store.get_hint(hint_for, objkey)
-            merged = incoming if hint is None else objects.merge(hint, incoming, allow_mult)
-            if hint is not None and merged == hint:
+            held = self._hint(hint_for, objkey)
+            if held is None:
+                self.store.put_hint(hint_for, objkey, incoming, self._now_ms())
+                return incoming, True
+            hint, stored_at_ms = held
+            merged = objects.merge(hint, incoming, allow_mult)
+            if merged == hint:
                 return hint, False
-            self.store.put_hint(hint_for, objkey, merged)
+            self.store.put_hint(hint_for, objkey, merged, stored_at_ms)  # it ages from the first
             return merged, True
         local, seq, marked = self._primary(objkey)
         if local is None:
-            self._store(objkey, incoming, None, None, False)
+            if dvvset.size(incoming) == 0:  # a reaped key's history, from a peer's marker
+                self.store.put_marker(objkey, objects.encode_marker(incoming, self.wallclock()))
+            else:
+                self._store(objkey, incoming, None, None, False)
             return incoming, True
         merged = objects.merge(local, incoming, allow_mult)
-        if merged == local or (marked and dvvset.size(merged) == 0):
+        if merged == local:
             return local, False
+        if dvvset.size(merged) == 0:
+            # Every value we held is covered by a reaped key's history: keep the history.
+            marker = objects.encode_marker(merged, self.wallclock())
+            if marked:
+                self.store.put_marker(objkey, marker)
+            elif seq is not None:
+                self.store.reap(objkey, seq, marker)
+            return merged, True
         self._store(objkey, merged, None if marked else local, seq, marked)
         return merged, True
 
@@ -179,16 +239,22 @@ class Replica:
         allow_mult: bool,
         last_write_wins: bool,
         max_siblings: int = 0,
+        max_bytes: int = 0,
     ) -> Obj:
         """Stamp a client's write with a new dot, merge it into our copy, store it.
 
         With ``max_siblings``, a write that would leave more siblings than that is
-        refused (``TooManySiblings``) and nothing is stored.
+        refused (``TooManySiblings``); with ``max_bytes``, one that would make the
+        stored object (every sibling) larger than that (``TooLarge``). Either way
+        nothing is stored.
         """
         self.puts += 1
         marked = False
+        stored_at_ms = self._now_ms()
         if hint_for is not None:
-            local: Obj | None = self.store.get_hint(hint_for, objkey)
+            held = self._hint(hint_for, objkey)
+            local: Obj | None = None if held is None else held[0]
+            stored_at_ms = stored_at_ms if held is None else held[1]
             seq = None
         else:
             local, seq, marked = self._primary(objkey)
@@ -201,8 +267,10 @@ class Replica:
             new = objects.newest_only(new)
         if max_siblings and dvvset.size(new) > max_siblings:
             raise TooManySiblings(dvvset.size(new))
+        if max_bytes and (size := objects.stored_size(new)) > max_bytes:
+            raise TooLarge(size)
         if hint_for is not None:
-            self.store.put_hint(hint_for, objkey, new)
+            self.store.put_hint(hint_for, objkey, new, stored_at_ms)
         else:
             self._store(objkey, new, None if marked else local, seq, marked)
         return new

@@ -93,6 +93,7 @@ class NodeStats:
         self.coord_redirs_total = 0
         self.hints_written_total = 0
         self.siblings_refused_total = 0
+        self.too_large_refused_total = 0
         self.get_observers: list[Callable[[int, int], None]] = []
         self.hints_delivered_total = 0
         self.quorum_failures: dict[str, int] = {}
@@ -122,6 +123,7 @@ class NodeStats:
             "coord_redirs_total": self.coord_redirs_total,
             "hints_written_total": self.hints_written_total,
             "siblings_refused_total": self.siblings_refused_total,
+            "too_large_refused_total": self.too_large_refused_total,
             "hints_delivered_total": self.hints_delivered_total,
         }
         for prefix, window in (

@@ -4,7 +4,9 @@ Column families (DESIGN section 5)::
 
     objects  position(8, BE) + encode_bkey(bucket, key)  -> object (msgpack, with its seq)
     log      seq (8, BE)                                  -> objects key
-    hints    len(target)(1) + target + objects key        -> object for that target
+    hints    len(target)(1) + target + objects key        -> object for that target, its
+                                                             seq field holding when the
+                                                             hint was first stored (ms)
     meta     name                                         -> bytes
 
 Every change of an object is one ``WriteBatch``: the object, its new log entry,
@@ -139,6 +141,7 @@ class StoreAPI(abc.ABC):
 
     node_id: str
     incarnation: str
+    fresh: bool  # the data directory was empty when opened
     seq: int
     closed: bool
     clean_start: bool  # the last run closed the store; False after kill -9 or power loss
@@ -161,9 +164,11 @@ class StoreAPI(abc.ABC):
     @abc.abstractmethod
     def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]: ...
     @abc.abstractmethod
-    def get_hint(self, target: str, objkey: bytes) -> Obj | None: ...
+    def get_hint_raw(self, target: str, objkey: bytes) -> bytes | None: ...
     @abc.abstractmethod
-    def put_hint(self, target: str, objkey: bytes, obj: Obj) -> None: ...
+    def put_hint(self, target: str, objkey: bytes, obj: Obj, stored_at_ms: int) -> None:
+        """Store the hint for ``target``; ``stored_at_ms`` is when it was first stored."""
+
     @abc.abstractmethod
     def hints_for(self, target: str, after: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
     @abc.abstractmethod
@@ -181,6 +186,15 @@ class StoreAPI(abc.ABC):
 
     def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None:
         self._apply([(CF_META, name, value)], sync)
+
+    def put_marker(self, objkey: bytes, marker: bytes) -> None:
+        """Keep only the history of a key that holds no value (see ``objects.encode_marker``)."""
+        self._apply([(CF_META, REAPED_PREFIX + objkey, marker)])
+
+    def get_hint(self, target: str, objkey: bytes) -> tuple[Obj, int] | None:
+        """The hint held for ``target`` and when it was first stored (ms)."""
+        raw = self.get_hint_raw(target, objkey)
+        return None if raw is None else objects.decode(raw)
 
     def delete_meta(self, name: bytes) -> None:
         self._apply([(CF_META, name, None)])
@@ -406,14 +420,14 @@ class Store(StoreAPI):
 
     # --- Hints --------------------------------------------------------------------------------
 
-    def get_hint(self, target: str, objkey: bytes) -> Obj | None:
-        raw = self._cf[CF_HINTS].get(hint_key(target, objkey))
-        return None if raw is None else objects.decode(raw)[0]
+    def get_hint_raw(self, target: str, objkey: bytes) -> bytes | None:
+        v: bytes | None = self._cf[CF_HINTS].get(hint_key(target, objkey))
+        return v
 
-    def put_hint(self, target: str, objkey: bytes, obj: Obj) -> None:
+    def put_hint(self, target: str, objkey: bytes, obj: Obj, stored_at_ms: int) -> None:
         hk = hint_key(target, objkey)
         is_new = self._cf[CF_HINTS].get(hk) is None
-        self._apply([(CF_HINTS, hk, objects.encode(obj))])
+        self._apply([(CF_HINTS, hk, objects.encode(obj, stored_at_ms))])
         if is_new:
             self._hint_counts[target] = self._hint_counts.get(target, 0) + 1
 

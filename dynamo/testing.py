@@ -142,12 +142,12 @@ class MemStore(StoreAPI):
 
     # --- Hints --------------------------------------------------------------------------------
 
-    def get_hint(self, target: str, objkey: bytes) -> Obj | None:
-        raw = self._live["hints"].get(hint_key(target, objkey))
-        return None if raw is None else objects.decode(raw)[0]
+    def get_hint_raw(self, target: str, objkey: bytes) -> bytes | None:
+        v: bytes | None = self._live["hints"].get(hint_key(target, objkey))
+        return v
 
-    def put_hint(self, target: str, objkey: bytes, obj: Obj) -> None:
-        self._apply([("hints", hint_key(target, objkey), objects.encode(obj))])
+    def put_hint(self, target: str, objkey: bytes, obj: Obj, stored_at_ms: int) -> None:
+        self._apply([("hints", hint_key(target, objkey), objects.encode(obj, stored_at_ms))])
 
     def hints_for(self, target: str, after: bytes, limit: int) -> list[tuple[bytes, bytes]]:
         prefix = hint_key(target, b"")

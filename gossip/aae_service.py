@@ -23,6 +23,7 @@ from gossip.antientropy import (
     Entry,
     PullReply,
     fetch_reply_from_wire,
+    fetch_reply_to_wire,
     reply_from_wire,
     reply_to_wire,
     request_from_wire,
@@ -84,6 +85,7 @@ class AntiEntropyService:
         self.failed_rounds = 0
         self.changed = 0
         self.fetched = 0
+        self.oversized = 0
         self.wake = asyncio.Event()
 
     def poke(self) -> None:
@@ -121,7 +123,11 @@ class AntiEntropyService:
                 await asyncio.sleep(0)
 
     async def round(self, peer: str) -> bool:
-        """One pull from ``peer``; returns whether we are caught up with it."""
+        """One pull from ``peer``; returns whether we are caught up with it.
+
+        A failure is recorded per peer (consecutive count, last error, last success),
+        so ``/admin/aae`` shows an exchange that keeps failing instead of a lag of 0.
+        """
         self.rounds += 1
         request = self.core.pull_request(peer, self.spec())
         try:
@@ -130,29 +136,53 @@ class AntiEntropyService:
             wanted = [k for k, d in reply.entries if self.replica_log.digest(k) != d]
             progress = self.core.progress(peer)
             while wanted:
-                handled, objs = fetch_reply_from_wire(
+                fetched = fetch_reply_from_wire(
                     await self.call(peer, "aae_fetch", [wanted, self.core.max_round_bytes])
                 )
-                if handled <= 0:
+                if fetched.handled <= 0:
                     raise AntiEntropyError("a fetch that handled nothing")
-                wanted = wanted[handled:]
+                wanted = wanted[fetched.handled :]
+                objs = fetched.entries
                 progress.objects_in += len(objs)
                 self.fetched += len(objs)
                 progress.bytes_in += sum(len(k) + len(v) for k, v in objs)
+                if fetched.oversized:
+                    self.oversized += len(fetched.oversized)
+                    self.core.skipped(peer, fetched.oversized)
+                    log.warning(
+                        "anti-entropy with %s: %d object(s) too large for one message skipped",
+                        peer,
+                        len(fetched.oversized),
+                    )
                 if objs:
                     self.changed += await self.apply(objs)
         except AntiEntropyError as e:
-            self.failed_rounds += 1
-            log.warning("anti-entropy with %s: bad reply (%s)", peer, e)
+            self._failed(peer, f"bad reply: {e}", logging.WARNING)
             return False
         except Exception as e:
-            self.failed_rounds += 1
-            log.debug("anti-entropy with %s failed: %s", peer, e)
+            self._failed(peer, f"{type(e).__name__}: {e}", logging.INFO)
             return True  # rest before trying a failing peer again
+        self.core.succeeded(peer, self.clock())
         moved = self.core.accept(peer, request, reply)
         if moved is not None:
             self.persist(peer, *moved)
         return reply.complete
+
+    def _failed(self, peer: str, error: str, level: int) -> None:
+        self.failed_rounds += 1
+        failures = self.core.failed(peer, error)
+        # The first failure, then every tenth in a row: a stuck exchange shows in the log.
+        if failures == 1 or failures % 10 == 0:
+            log.log(
+                max(level, logging.WARNING if failures >= 10 else level),
+                "anti-entropy with %s failed (%d in a row): %s",
+                peer,
+                failures,
+                error,
+            )
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return self.core.status(self.clock())
 
     def handle_pull(self, body: Any, peer: str = "") -> Any:
         request = request_from_wire(body)
@@ -169,5 +199,4 @@ class AntiEntropyService:
             budget = max(1024, min(int(max_bytes), 64 * 1024 * 1024))
         except (TypeError, ValueError) as e:
             raise AntiEntropyError(f"malformed fetch: {e}") from e
-        handled, objs = self.core.fetch(keys, self.replica_log.get_raw, budget)
-        return [handled, [list(e) for e in objs]]
+        return fetch_reply_to_wire(self.core.fetch(keys, self.replica_log.get_raw, budget))

@@ -44,6 +44,7 @@ Entry = tuple[bytes, bytes]  # (objects key, object bytes)
 Digested = tuple[bytes, bytes]  # (objects key, digest of the object's history)
 FETCH_MAX_KEYS = 500
 DEFAULT_SCAN_LIMIT = 1000
+DEFAULT_MAX_OBJECT_BYTES = 63 * 1024 * 1024  # the largest object one message can carry
 
 
 class AntiEntropyError(ValueError):
@@ -129,15 +130,28 @@ def reply_to_wire(r: PullReply) -> list[Any]:
     return [r.incarnation, r.head, r.next_after, r.complete, [list(e) for e in r.entries]]
 
 
-def fetch_reply_from_wire(x: Any) -> tuple[int, tuple[Entry, ...]]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchReply:
+    handled: int  # how many of the keys asked for this answers (sent, gone, or skipped)
+    entries: tuple[Entry, ...]
+    oversized: tuple[tuple[bytes, int], ...] = ()  # (key, bytes) too large for one message
+
+
+def fetch_reply_to_wire(r: FetchReply) -> list[Any]:
+    return [r.handled, [list(e) for e in r.entries], [list(o) for o in r.oversized]]
+
+
+def fetch_reply_from_wire(x: Any) -> FetchReply:
+    """A fetch reply; a peer of the first release sends no ``oversized`` list."""
     try:
-        handled, entries = x
+        handled, entries, *rest = x
         parsed = tuple((bytes(k), bytes(v)) for k, v in entries)
+        oversized = tuple((bytes(k), int(n)) for k, n in rest[0]) if rest else ()
         if not isinstance(handled, int) or handled < 0:
             raise TypeError("handled must be a non-negative integer")
     except (TypeError, ValueError) as e:
         raise AntiEntropyError(f"malformed fetch reply: {e}") from e
-    return handled, parsed
+    return FetchReply(handled=handled, entries=parsed, oversized=oversized)
 
 
 def reply_from_wire(x: Any) -> PullReply:
@@ -167,6 +181,13 @@ class PeerProgress:
     objects_in: int = 0
     bytes_in: int = 0
     rounds: int = 0
+    # Health, so that an exchange that keeps failing never looks caught up:
+    failures: int = 0  # consecutive failed rounds
+    failed_rounds: int = 0
+    last_error: str = ""
+    last_success: float | None = None  # the caller's clock
+    oversized: int = 0  # objects the peer could not send: too large for one message
+    last_oversized: str = ""
 
     @property
     def lag(self) -> int:
@@ -180,10 +201,12 @@ class AntiEntropy:
     node_id: str
     incarnation: str
     max_round_bytes: int = 4 * 1024 * 1024
+    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
     scan_limit: int = DEFAULT_SCAN_LIMIT
     peers: dict[str, PeerProgress] = field(default_factory=dict)
     objects_out: int = 0
     bytes_out: int = 0
+    oversized_out: int = 0
 
     def progress(self, peer: str) -> PeerProgress:
         p = self.peers.get(peer)
@@ -237,6 +260,30 @@ class AntiEntropy:
         p.complete = reply.complete
         return p.incarnation, p.spec, p.watermark
 
+    def succeeded(self, peer: str, now: float) -> None:
+        p = self.progress(peer)
+        p.failures, p.last_success = 0, now
+
+    def failed(self, peer: str, error: str) -> int:
+        """A round with ``peer`` failed; returns how many in a row have."""
+        p = self.progress(peer)
+        p.failures += 1
+        p.failed_rounds += 1
+        p.last_error = error[:500]
+        return p.failures
+
+    def skipped(self, peer: str, oversized: tuple[tuple[bytes, int], ...]) -> None:
+        """Objects ``peer`` could not send us (each larger than one message)."""
+        if oversized:
+            p = self.progress(peer)
+            p.oversized += len(oversized)
+            objkey, size = oversized[-1]
+            p.last_oversized = f"{objkey[8:]!r}: {size} bytes"
+            p.last_error = (
+                f"{len(oversized)} object(s) too large for one message, skipped;"
+                f" last {p.last_oversized}"
+            )
+
     def reset(self) -> None:
         """Forget every watermark (e.g. the node's data was dropped)."""
         for p in self.peers.values():
@@ -285,25 +332,32 @@ class AntiEntropy:
 
     def fetch(
         self, objkeys: list[bytes], get_raw: Callable[[bytes], bytes | None], max_bytes: int
-    ) -> tuple[int, list[Entry]]:
+    ) -> FetchReply:
         """The objects asked for, in order, until ``max_bytes`` (at least one).
 
-        Returns how many of the keys were handled (sent, or gone since) and the objects.
+        An object larger than one message can carry (``max_object_bytes``) is not
+        sent but named in ``oversized``, so it cannot hold back the keys behind it;
+        the requester counts and shows it. Writes keep objects below that size, so
+        only one stored before the limit, or grown by merging replicas, is skipped.
         """
         out: list[Entry] = []
+        oversized: list[tuple[bytes, int]] = []
         size = 0
         handled = 0
         for objkey in objkeys[:FETCH_MAX_KEYS]:
             raw = get_raw(objkey)
-            if raw is not None:
-                if out and size + len(raw) > max_bytes:
+            if raw is not None and len(raw) + len(objkey) > self.max_object_bytes:
+                oversized.append((objkey, len(raw)))
+            elif raw is not None:
+                if out and size + len(objkey) + len(raw) > max_bytes:
                     break
                 out.append((objkey, raw))
                 size += len(objkey) + len(raw)
             handled += 1
         self.objects_out += len(out)
         self.bytes_out += size
-        return handled, out
+        self.oversized_out += len(oversized)
+        return FetchReply(handled=handled, entries=tuple(out), oversized=tuple(oversized))
 
     # --- Proofs -------------------------------------------------------------------------------
 
@@ -322,7 +376,8 @@ class AntiEntropy:
         for p in self.peers.values():
             p.has_ours = None
 
-    def status(self) -> dict[str, dict[str, Any]]:
+    def status(self, now: float) -> dict[str, dict[str, Any]]:
+        """Per peer: progress and health (``now`` on the clock ``succeeded`` was given)."""
         return {
             peer: {
                 "incarnation": p.incarnation,
@@ -333,6 +388,13 @@ class AntiEntropy:
                 "objects_in": p.objects_in,
                 "bytes_in": p.bytes_in,
                 "rounds": p.rounds,
+                "consecutive_failures": p.failures,
+                "failed_rounds": p.failed_rounds,
+                "last_error": p.last_error,
+                "last_success_age_s": None
+                if p.last_success is None
+                else round(max(0.0, now - p.last_success), 3),
+                "oversized_skipped": p.oversized,
             }
             for peer, p in sorted(self.peers.items())
         }

@@ -6,7 +6,8 @@ primaries of the future ring that are not primaries now). The walk's cursor
 is persisted after each acked batch, so a crash resumes where it stopped.
 Writes keep arriving while the node leaves, so the walk is followed by passes
 over the change log from the seq at which the walk began, until a pass finds
-nothing new. Then the node may announce ``left``.
+nothing new. Then the node may announce ``left``. Batches are bounded in count
+and in bytes (one object at least: stored objects are capped below one message).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class LeaveTransfer:
         save: Callable[[TransferProgress], None],
         progress: TransferProgress,
         batch: int = 200,
+        batch_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.source = source
         self.new_holders = new_holders
@@ -61,11 +63,12 @@ class LeaveTransfer:
         self.save = save
         self.progress = progress
         self.batch = batch
+        self.batch_bytes = batch_bytes
 
     async def _flush(self, pending: dict[str, Batch]) -> None:
         for node, items in pending.items():
-            if items:
-                await self.send(node, items)  # raises if not acked: the caller retries later
+            for chunk in chunks(items, self.batch_bytes):
+                await self.send(node, chunk)  # raises if not acked: the caller retries later
                 self.progress.batches += 1
         pending.clear()
 
@@ -77,17 +80,18 @@ class LeaveTransfer:
                 p.start_seq = self.source.seq
                 self.save(p)
             pending: dict[str, Batch] = {}
-            count = 0
+            count = size = 0
             for objkey, raw in self.source.scan(p.cursor + b"\x00" if p.cursor else b""):
                 for node in self.new_holders(objkey):
                     pending.setdefault(node, []).append((objkey, raw))
+                    size += len(objkey) + len(raw)
                 count += 1
-                if count >= self.batch:
+                if count >= self.batch or size >= self.batch_bytes:
                     await self._flush(pending)
                     p.sent += count
                     p.cursor = objkey
                     self.save(p)
-                    count = 0
+                    count = size = 0
             await self._flush(pending)
             p.sent += count
             p.phase = "catch-up"
@@ -110,3 +114,17 @@ class LeaveTransfer:
             p.start_seq = entries[-1][0]
             self.save(p)
         log.info("leave transfer done: %d objects in %d batches", p.sent, p.batches)
+
+
+def chunks(items: Batch, max_bytes: int) -> Iterator[Batch]:
+    """``items`` in order, cut into batches of at most ``max_bytes`` (one item at least)."""
+    out: Batch = []
+    size = 0
+    for objkey, raw in items:
+        if out and size + len(objkey) + len(raw) > max_bytes:
+            yield out
+            out, size = [], 0
+        out.append((objkey, raw))
+        size += len(objkey) + len(raw)
+    if out:
+        yield out

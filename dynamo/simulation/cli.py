@@ -1,7 +1,10 @@
 """``dynamo sim``: run many seeds of the whole-cluster simulation.
 
-    dynamo sim --seeds 1000 [--from 0] [--workers 2] [--bug ack-before-write]
+    dynamo sim --seeds 1000 [--from 0] [--workers 2] [--scenario all|carts|outage]
+               [--bug ack-before-write|...]
 
+Each seed runs the cart workload under random faults (``harness``) and the
+long-outage scenario of deleted keys (``outage``), or only the one named.
 Prints the rate (seeds per second), and for each failing seed its report and a
 shrunk schedule that still fails. ``dynamo sim --seed S`` replays one seed.
 """
@@ -16,12 +19,22 @@ import time
 from typing import Any
 
 from dynamo.simulation.harness import BUGS, SimSettings, run, shrink
+from dynamo.simulation.outage import run_outage
+
+SCENARIOS = ("all", "carts", "outage")
 
 
-def _one(args: tuple[int, str | None]) -> tuple[int, bool, str]:
-    seed, bug = args
-    outcome = run(seed, SimSettings(), bug=bug)
-    return seed, outcome.passed, outcome.report()
+def _one(args: tuple[int, str | None, str]) -> tuple[int, bool, str]:
+    seed, bug, scenario = args
+    passed, reports = True, []
+    if scenario in ("all", "carts"):
+        outcome = run(seed, SimSettings(), bug=bug)
+        passed, reports = outcome.passed, [outcome.report()]
+    if scenario in ("all", "outage"):
+        outage = run_outage(seed, bug=bug)
+        passed = passed and outage.passed
+        reports.append(outage.report())
+    return seed, passed, "\n".join(reports)
 
 
 def add_parser(sub: Any) -> None:
@@ -31,6 +44,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, help="replay this one seed and print its report")
     p.add_argument("--workers", type=int, default=1, help="processes, default 1")
     p.add_argument("--bug", choices=BUGS, help="break the nodes on purpose: the runs must fail")
+    p.add_argument(
+        "--scenario", choices=SCENARIOS, default="all", help="what each seed runs, default all"
+    )
     p.add_argument("--no-shrink", action="store_true", help="do not shrink failing schedules")
     p.set_defaults(func=cmd_sim)
 
@@ -41,14 +57,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
         os.execv(sys.executable, [sys.executable, "-m", "dynamo.cli", *sys.argv[1:]])
     settings = SimSettings()
     if args.seed is not None:
-        outcome = run(args.seed, settings, bug=args.bug)
-        print(outcome.report())
-        return 0 if outcome.passed else 1
+        _, passed, report = _one((args.seed, args.bug, args.scenario))
+        print(report)
+        return 0 if passed else 1
     seeds = range(args.first, args.first + args.seeds)
     t0 = time.perf_counter()
     failed: list[int] = []
     done = 0
-    work = [(s, args.bug) for s in seeds]
+    work = [(s, args.bug, args.scenario) for s in seeds]
     with multiprocessing.Pool(args.workers) if args.workers > 1 else _Inline() as pool:
         for seed, passed, report in pool.imap_unordered(_one, work, chunksize=4):
             done += 1
@@ -69,9 +85,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
         f"{len(work) - len(failed)} passed, {len(failed)} failed"
     )
     for seed in sorted(failed)[:3]:
-        if args.no_shrink:
-            break
         outcome = run(seed, settings, bug=args.bug)
+        if args.no_shrink or outcome.passed:  # the outage scenario has no schedule to shrink
+            continue
         small = shrink(outcome, settings, args.bug)
         print(f"seed {seed} still fails with {len(small)} of {len(outcome.schedule)} faults:")
         for f in small:

@@ -60,6 +60,7 @@ class SimSettings:
     net: NetConfig = field(
         default_factory=lambda: NetConfig(delay_s=(0.0005, 0.01), loss=0.01, duplicate=0.01)
     )
+    node: tuple[tuple[str, Any], ...] = ()  # NodeConfig settings over the simulation's own
 
 
 def make_schedule(rng: random.Random, settings: SimSettings) -> list[Fault]:
@@ -123,7 +124,7 @@ class SimCluster:
         self.bug = bug
 
     def config(self, node_id: str) -> NodeConfig:
-        return NodeConfig(
+        settings: dict[str, Any] = dict(
             node_id=node_id,
             data_dir=Path("/nonexistent") / node_id,
             host=node_id,
@@ -137,6 +138,8 @@ class SimCluster:
             maintenance_interval_s=1.0,
             tokens_per_node=16,
         )
+        settings.update(self.settings.node)
+        return NodeConfig(**settings)
 
     def env(self, node_id: str) -> Env:
         rng = random.Random(f"{self.seed}/{node_id}/{len(self.work[node_id])}/{self.loop.time()}")
@@ -196,7 +199,7 @@ class SimCluster:
         return True
 
 
-BUGS = ("ack-before-write", "drop-context-on-forward")
+BUGS = ("ack-before-write", "drop-context-on-forward", "no-hint-expiry", "no-marker-read")
 
 
 def _creation_order(task: asyncio.Task[Any]) -> int:
@@ -228,6 +231,16 @@ def inject_bug(node: Node, bug: str) -> None:
             return await original([*body[:3], None, *body[4:]], peer)
 
         node.rpc.register("coord_put", no_context)
+    elif bug == "no-hint-expiry":  # hints live forever, as before issue 18
+        node.replica.hint_expired = lambda stored_at_ms: False  # type: ignore[method-assign]
+    elif bug == "no-marker-read":  # a primary holding only a marker answers "not found"
+        replica = node.replica
+        read_raw = replica.read_raw
+
+        def notfound_on_markers(objkey: bytes, hint_for: str | None = None) -> bytes | None:
+            return replica.store.get_raw(objkey) if hint_for is None else read_raw(objkey, hint_for)
+
+        replica.read_raw = notfound_on_markers  # type: ignore[method-assign]
     else:
         raise ValueError(f"unknown bug {bug!r}: use one of {', '.join(BUGS)}")
 

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from gossip.antientropy import (
     AntiEntropy,
     PullReply,
+    fetch_reply_from_wire,
+    fetch_reply_to_wire,
     in_ranges,
     reply_from_wire,
     reply_to_wire,
@@ -73,12 +75,14 @@ def pull(
     reply = reply_from_wire(reply_to_wire(served))
     wanted = [k for k, d in reply.entries if k not in applied or digest(applied[k]) != d]
     while wanted:
-        handled, objs = b.fetch(wanted, b_log.get_raw, a.max_round_bytes)
-        assert handled > 0
-        wanted = wanted[handled:]
-        applied.update(objs)
+        got = fetch_reply_from_wire(
+            fetch_reply_to_wire(b.fetch(wanted, b_log.get_raw, a.max_round_bytes))
+        )
+        assert got.handled > 0
+        wanted = wanted[got.handled :]
+        applied.update(got.entries)
         if fetched is not None:
-            fetched.extend(k for k, _ in objs)
+            fetched.extend(k for k, _ in got.entries)
     a.accept("b", req, reply)
     return reply
 
@@ -178,10 +182,51 @@ def test_fetches_are_bounded_in_bytes() -> None:
     b = AntiEntropy("b", "ib")
     log = MemLog()
     keys = [log.write(i, f"k{i}", b"x" * 1000) for i in range(50)]
-    handled, objs = b.fetch(keys, log.get_raw, 10_000)
-    assert 1 <= handled == len(objs) <= 10
-    handled, objs = b.fetch(keys, log.get_raw, 10)  # always at least one
-    assert (handled, len(objs)) == (1, 1)
+    got = b.fetch(keys, log.get_raw, 10_000)
+    assert 1 <= got.handled == len(got.entries) <= 10
+    got = b.fetch(keys, log.get_raw, 10)  # always at least one
+    assert (got.handled, len(got.entries)) == (1, 1)
+
+
+def test_an_object_larger_than_a_message_is_skipped_and_named_not_a_stall() -> None:
+    """Issue 18: one object too big for a message made every fetch fail, forever, and
+    every key behind it waited. Now it is named, and the rest is carried."""
+    b = AntiEntropy("b", "ib", max_object_bytes=5_000)
+    log = MemLog()
+    keys = [log.write(1, "small1", b"x" * 100), log.write(2, "huge", b"x" * 6_000)]
+    keys += [log.write(3, "small2", b"x" * 100)]
+    got = b.fetch(keys, log.get_raw, 1_000_000)
+    assert got.handled == 3
+    assert [k for k, _ in got.entries] == [keys[0], keys[2]]
+    assert [k for k, _ in got.oversized] == [keys[1]]
+    assert b.oversized_out == 1
+    # Just under the limit is carried (alone if it must).
+    b2 = AntiEntropy("b", "ib", max_object_bytes=len(keys[1]) + len(log.get_raw(keys[1]) or b""))
+    got = b2.fetch([keys[1]], log.get_raw, 10)
+    assert (got.handled, [k for k, _ in got.entries], got.oversized) == (1, [keys[1]], ())
+
+
+def test_a_fetch_reply_of_the_first_release_still_decodes() -> None:
+    old = [2, [[b"k1", b"v1"], [b"k2", b"v2"]]]  # [handled, entries]: no oversized list
+    got = fetch_reply_from_wire(old)
+    assert (got.handled, got.entries, got.oversized) == (2, ((b"k1", b"v1"), (b"k2", b"v2")), ())
+
+
+def test_a_peer_that_keeps_failing_shows_its_failures_not_a_healthy_lag() -> None:
+    a = AntiEntropy("a", "ia")
+    a.succeeded("b", now=10.0)
+    assert a.failed("b", "RpcError: frame too large") == 1
+    assert a.failed("b", "RpcError: frame too large") == 2
+    s = a.status(now=25.0)["b"]
+    assert s["consecutive_failures"] == 2
+    assert s["failed_rounds"] == 2
+    assert s["last_error"] == "RpcError: frame too large"
+    assert s["last_success_age_s"] == 15.0
+    a.succeeded("b", now=30.0)
+    s = a.status(now=30.0)["b"]
+    assert (s["consecutive_failures"], s["failed_rounds"], s["last_success_age_s"]) == (0, 2, 0.0)
+    assert a.status(now=0.0).get("c") is None
+    assert AntiEntropy("x", "ix").status(now=1.0) == {}
 
 
 def test_proofs_come_from_the_peers_requests() -> None:
