@@ -113,6 +113,7 @@ class Cluster:
         self._down: frozenset[str] = frozenset()
         self._down_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._left = membership.PurgeLeft(config.left_purge_s)
         self.on_ring_change: list[Callable[[Ring, Ring], None]] = []
 
     # --- Gossip plumbing ----------------------------------------------------------------------
@@ -131,6 +132,7 @@ class Cluster:
 
     async def _run(self) -> None:
         runner = asyncio.create_task(self.gossip.run())
+        purger = asyncio.create_task(self._purge_left())
         try:
             if self.status == JOINING:
                 await self.gossip.succeeded.wait()
@@ -141,6 +143,19 @@ class Cluster:
             await runner
         finally:
             runner.cancel()
+            purger.cancel()
+
+    async def _purge_left(self) -> None:
+        """Forget members that left, ``left_purge_s`` after we saw them leave."""
+        while True:
+            await asyncio.sleep(max(self.config.gossip_interval_s, 1.0))
+            due = self._left.due(self.sb, self.env.monotonic())
+            for node in due:
+                self.sb.purge(node)
+                self.detector.forget(node)
+                log.info("forgot %s: it left the cluster %.0fs ago", node, self._left.grace_s)
+            if due:
+                self._save_peers()
 
     async def stop(self) -> None:
         if self._task is not None:

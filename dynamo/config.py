@@ -32,6 +32,9 @@ class NodeConfig:
     peer_port: int = 8099
     seeds: tuple[str, ...] = ()  # host:peer_port of nodes to join through
     rejoin: bool = False  # start a node that left the cluster and join again
+    # A member that left is forgotten this long after (its state would grow every
+    # gossip digest forever); longer keeps it on /admin/members for operators to see.
+    left_purge_s: float = 3600.0
     # A node with an empty data directory and no seeds cannot tell a new cluster from a
     # wiped member of an existing one: without this it waits to be contacted (or joined
     # with POST /admin/join) instead of serving as a cluster of one; with it, it founds
@@ -132,6 +135,8 @@ class NodeConfig:
         ):
             if not getattr(self, name) > 0:
                 raise bad(name, "must be above 0 seconds")
+        if self.left_purge_s < 0:
+            raise bad("left_purge_s", "must be 0 or more seconds")
         if self.maintenance_interval_s <= 0:
             raise bad("maintenance_interval_s", "must be above 0 seconds")
         if self.reaped_marker_ttl_s < self.tombstone_grace_s:

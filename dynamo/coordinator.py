@@ -136,10 +136,12 @@ class Coordinator:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    def _targets(self, pos: int, props: BucketProps) -> tuple[tuple[Target, ...], int]:
+    def _targets(self, pos: int, props: BucketProps, kind: str) -> tuple[tuple[Target, ...], int]:
+        """The annotated preference list and the effective replica count; ``kind``
+        (``R`` or ``W``) names the quorum refused when this node has no ring yet."""
         ring = self.membership.ring
         if not len(ring):
-            raise self._fail("ring", NOT_IN_A_CLUSTER)
+            raise self._fail(kind.lower(), f"{kind}-value unsatisfied: 0/1 ({NOT_IN_A_CLUSTER})")
         down = self.membership.down()
         entries = ring.preflist(pos, props.n_val, down)
         if not self.hinted_handoff:
@@ -176,7 +178,7 @@ class Coordinator:
         t0 = time.perf_counter()
         props = self.props(bucket)
         pos, objkey = object_key(bucket, key)
-        targets, n_eff = self._targets(pos, props)
+        targets, n_eff = self._targets(pos, props, "R")
         r = self._quorum("r", opts.r, props.r, props, n_eff)
         pr = self._quorum("pr", opts.pr, props.pr, props, n_eff)
         err = unreachable("R", targets, max(r, 1), pr)
@@ -327,7 +329,7 @@ class Coordinator:
         t0 = time.perf_counter()
         props = self.props(bucket)
         pos, objkey = object_key(bucket, key)
-        targets, n_eff = self._targets(pos, props)
+        targets, n_eff = self._targets(pos, props, "W")
         w = self._quorum("w", opts.w, props.w, props, n_eff)
         pw = self._quorum("pw", opts.pw, props.pw, props, n_eff)
         dw = self._quorum("dw", opts.dw, props.dw, props, n_eff)

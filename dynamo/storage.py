@@ -371,6 +371,8 @@ class Store(StoreAPI):
         return v
 
     def _apply(self, ops: list[Op], sync: bool = False) -> None:
+        if self.closed:
+            raise StorageError("the store is closed")
         wb = WriteBatch(raw_mode=True)
         for family, key, value in ops:
             if value is None:

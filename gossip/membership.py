@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from gossip.scuttlebutt import Scuttlebutt
@@ -44,6 +44,7 @@ __all__ = [
     "STATUSES",
     "VALID",
     "Member",
+    "PurgeLeft",
     "announce",
     "bucket_props",
     "is_valid_transition",
@@ -141,6 +142,28 @@ def ring_members(sb: Scuttlebutt) -> dict[str, float]:
         for node in sb.nodes()
         if _status(sb.get(node, KEY_STATUS)) in RING_STATUSES
     }
+
+
+@dataclass(slots=True)
+class PurgeLeft:
+    """Which members that left are due to be forgotten (``Scuttlebutt.purge``).
+
+    A member is forgotten ``grace_s`` after this node first saw it ``left``: long
+    enough for every peer to have heard it left, after which its state would only
+    grow the gossip digest forever. A node that comes back does so with a newer
+    generation, which ``purge`` lets in again. ``now`` is the caller's clock.
+    """
+
+    grace_s: float
+    since: dict[str, float] = field(default_factory=dict)
+
+    def due(self, sb: Scuttlebutt, now: float) -> list[str]:
+        left = {m.node for m in members(sb) if m.status == LEFT and m.node != sb.node_id}
+        for node in [n for n in self.since if n not in left]:
+            del self.since[node]  # it came back, or it was purged
+        for node in left:
+            self.since.setdefault(node, now)
+        return sorted(n for n in left if now - self.since[n] >= self.grace_s)
 
 
 def props_key(bucket: str) -> str:

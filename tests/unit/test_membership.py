@@ -14,6 +14,7 @@ from gossip.membership import (
     LEFT,
     VALID,
     Member,
+    PurgeLeft,
     announce,
     bucket_props,
     is_valid_transition,
@@ -205,3 +206,42 @@ def test_malformed_props_are_ignored(value: object) -> None:
 def test_set_bucket_props_refuses_a_non_finite_timestamp() -> None:
     with pytest.raises(ValueError, match="timestamp"):
         set_bucket_props(started("a"), "b", {}, math.inf)
+
+
+def test_a_member_that_left_is_purged_after_the_grace_period_and_may_come_back_newer() -> None:
+    a, b = started("a"), started("b")
+    sync(a, b)
+    set_status(b, LEAVING)
+    set_status(b, LEFT)
+    sync(a, b)
+    purge = PurgeLeft(grace_s=60.0)
+    assert purge.due(a, now=100.0) == []  # first seen left at 100
+    assert purge.due(a, now=159.0) == []
+    assert purge.due(a, now=160.0) == ["b"]
+    a.purge("b")
+    sync(a, b)  # b's old generation gossiped again: stays forgotten
+    assert "b" not in a
+    assert purge.due(a, now=500.0) == []
+    assert purge.since == {}
+    back = started("b")  # a new generation: a restart with rejoin
+    back_newer = Scuttlebutt("b", 8)
+    announce(back_newer, peer_addr="b:7000", http_addr="b:8098", status=JOINING)
+    sync(a, back_newer)
+    assert "b" in a
+    assert purge.due(a, now=600.0) == []
+    assert back.node_id == "b"
+
+
+def test_a_member_that_comes_back_before_the_grace_period_is_not_purged() -> None:
+    a = started("a")
+    b = Scuttlebutt("b", 7)
+    announce(b, peer_addr="b:7000", http_addr="b:8098", status=LEFT)
+    sync(a, b)
+    purge = PurgeLeft(grace_s=10.0)
+    assert purge.due(a, now=0.0) == []
+    b2 = Scuttlebutt("b", 9)
+    announce(b2, peer_addr="b:7000", http_addr="b:8098", status=JOINING)
+    sync(a, b2)
+    assert purge.due(a, now=20.0) == []
+    assert purge.since == {}
+    assert PurgeLeft(grace_s=0.0).due(a, now=0.0) == []  # ourselves and the living: never
