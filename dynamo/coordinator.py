@@ -11,9 +11,9 @@ replicas are repaired.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -175,7 +175,7 @@ class Coordinator:
     # --- GET ----------------------------------------------------------------------------------
 
     async def get(self, bucket: bytes, key: bytes, opts: GetOptions) -> FetchResult:
-        t0 = time.perf_counter()
+        t0 = self.env.monotonic()
         props = self.props(bucket)
         pos, objkey = object_key(bucket, key)
         targets, n_eff = self._targets(pos, props, "R")
@@ -207,7 +207,7 @@ class Coordinator:
             self._repair(q, objkey)
         else:
             all_in.add_done_callback(lambda _: self._repair(q, objkey))
-        micros = (time.perf_counter() - t0) * 1e6
+        micros = (self.env.monotonic() - t0) * 1e6
         if merged is None:
             self.stats.record_get(micros, 0, 0)
         else:
@@ -267,7 +267,7 @@ class Coordinator:
                     local: Obj | BaseException | None = None if raw is None else decode(raw)
                 except (StorageError, ObjectFormatError) as e:
                     local = e
-                self.stats.vnode_gets.add(time.time())
+                self.stats.vnode_gets.add(self.env.wallclock())
                 settle(t.node, local)
         if not enough.done():
             timer = loop.call_later(timeout_s, _resolve, enough)
@@ -284,7 +284,7 @@ class Coordinator:
         bucket_props = self.props(self._bucket_of(objkey))
         raw = objects.encode(action.obj)
         for t in action.targets:
-            self.stats.read_repairs.add(time.time())
+            self.stats.read_repairs.add(self.env.wallclock())
             try:
                 if t.node == self.node_id:
                     self.replica.write(objkey, action.obj, t.hint_for, bucket_props.allow_mult)
@@ -326,7 +326,7 @@ class Coordinator:
         forwarded: bool,
     ) -> Obj | None:
         """The write; returns the coordinator's new copy (``None`` if forwarded without body)."""
-        t0 = time.perf_counter()
+        t0 = self.env.monotonic()
         props = self.props(bucket)
         pos, objkey = object_key(bucket, key)
         targets, n_eff = self._targets(pos, props, "W")
@@ -361,6 +361,8 @@ class Coordinator:
             # copy as a hint for the first primary, and write to every target.
             me = Target(self.node_id, False, first_primary.node if first_primary else None)
             targets = (me, *targets)
+        # The coordinator stamps the write, on its clock, whoever received it.
+        content = dataclasses.replace(content, last_modified_us=int(self.env.wallclock() * 1e6))
         if opts.if_none_match:
             existing = await self.get(bucket, key, GetOptions(timeout_ms=opts.timeout_ms))
             if existing.found:
@@ -393,7 +395,7 @@ class Coordinator:
             )
         except StorageError as e:
             raise Unavailable(f"local write failed: {e}")
-        self.stats.vnode_puts.add(time.time())
+        self.stats.vnode_puts.add(self.env.wallclock())
         n_siblings = dvvset.size(new)
         if n_siblings >= self.sibling_warning:
             log.warning(
@@ -420,7 +422,7 @@ class Coordinator:
             raise self._fail(
                 "w", f"{why}; the write may still be applied on the replicas that acknowledged it"
             )
-        self.stats.puts.add(time.time(), (time.perf_counter() - t0) * 1e6)
+        self.stats.puts.add(self.env.wallclock(), (self.env.monotonic() - t0) * 1e6)
         return new
 
     async def _replicate(
@@ -549,13 +551,13 @@ class Coordinator:
 
     def handle_get(self, body: Any, peer: str) -> bytes | None:
         objkey, hint_for = body
-        self.stats.vnode_gets.add(time.time())
+        self.stats.vnode_gets.add(self.env.wallclock())
         return self.replica.read_raw(objkey, hint_for)
 
     async def handle_put(self, body: Any, peer: str) -> list[bool]:
         objkey, raw, hint_for, allow_mult, durable = body
         incoming, _ = objects.decode(raw)
-        self.stats.vnode_puts.add(time.time())
+        self.stats.vnode_puts.add(self.env.wallclock())
         _, changed = self.replica.write(objkey, incoming, hint_for, allow_mult)
         if hint_for is not None and changed:
             self.stats.hints_written_total += 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -57,7 +56,7 @@ class Node:
         self.config = config
         self.node_id = config.node_id
         self.env = env
-        self.counters = NodeStats()
+        self.counters = NodeStats(env.wallclock)
         self.started_at = env.wallclock()
         self.db: StoreAPI = store or Store(
             config.data_dir,
@@ -254,7 +253,7 @@ class Node:
         return None if obj is None else objects.to_fetch_result(obj)
 
     def stats(self) -> dict[str, Any]:
-        now = time.time()
+        now = self.env.wallclock()
         out: dict[str, Any] = dict(self.counters.snapshot(now))
         ring = self.cluster.ring
         pending = self.db.hint_counts()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -50,6 +49,7 @@ class Ownership:
         env: Env = REAL,
     ):
         self.config = config
+        self.env = env
         self.node_id = config.node_id
         self.store = store
         self.replica = replica
@@ -293,5 +293,5 @@ class Ownership:
             "transfers_in_progress": len(self.transfers()),
             "hints_delivered_total": self.hints.stats.delivered,
             "hints_expired_total": self.hints.stats.expired,
-            "time": time.time(),
+            "time": self.env.wallclock(),
         }

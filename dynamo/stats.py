@@ -80,9 +80,11 @@ class Window:
 
 
 class NodeStats:
-    """Every figure ``/stats`` shows that the node measures itself."""
+    """Every figure ``/stats`` shows that the node measures itself. ``clock`` is the
+    node's wall clock (``Env.wallclock``): windows count events per minute on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self.gets = Window()  # values: coordinator time, microseconds
         self.puts = Window()
         self.get_siblings = Window()
@@ -100,7 +102,7 @@ class NodeStats:
 
     def record_get(self, micros: float, siblings: int, size: int) -> None:
         """One quorum read answered (siblings and size 0 when nothing was found)."""
-        now = time.time()
+        now = self.clock()
         self.gets.add(now, micros)
         if siblings:
             self.get_siblings.add(now, siblings)

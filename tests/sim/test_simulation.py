@@ -13,6 +13,7 @@ import pytest
 
 from dynamo.simulation.harness import (
     BUCKET,
+    EPOCH,
     Fault,
     SimCluster,
     SimSettings,
@@ -178,3 +179,28 @@ def test_when_stats_show_three_ring_members_a_live_replica_is_never_counted_out(
 
     for seed in range(first, first + 10):
         assert on_virtual_time(lambda seed=seed: scenario(seed)) == [], f"seed {seed}"  # type: ignore[misc]
+
+
+def test_the_coordinator_stamps_last_modified_on_its_own_clock() -> None:
+    """Time comes only through ``Env``: the coordinating node's clock dates a write,
+    whatever the front end that received it put there."""
+
+    async def scenario() -> tuple[int, float]:
+        sim = SimCluster(1, SimSettings(nodes=3, net=NetConfig(delay_s=(0.001, 0.002))))
+        for n in sim.ids:
+            await sim.start(n)
+        while any(len(node.cluster.ring) < 3 for node in sim.nodes.values()):
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(5.0)
+        content = Content(value=b"v", content_type="text/plain", last_modified_us=1)
+        await sim.nodes["n2"].store(BUCKET, b"k", content, None, PutOptions(w=3))
+        got = await sim.nodes["n3"].fetch(BUCKET, b"k", GetOptions(r=3))
+        stamped = got.siblings[0].content.last_modified_us
+        now = sim.nodes["n3"].env.wallclock()
+        for n in list(sim.nodes):
+            sim.crash(n, power_loss=False)
+        return stamped, now
+
+    stamped, now = on_virtual_time(scenario)
+    assert stamped != 1
+    assert EPOCH * 1e6 < stamped <= now * 1e6
