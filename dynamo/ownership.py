@@ -103,7 +103,6 @@ class Ownership:
             env=env,
         )
         self.transfer: LeaveTransfer | None = None
-        self.hints_delivered = 0
         cluster.on_ring_change.append(self._ring_changed)
 
     def register(self, register: Callable[[str, Any], None]) -> None:
@@ -170,7 +169,6 @@ class Ownership:
             await self.call(target, "handoff", batch, self.rpc_timeout_s)
         else:
             await self._reroute(batch)
-        self.hints_delivered += len(batch)
 
     async def _reroute(self, batch: Batch) -> None:
         """Hints for a node that left: every current primary that is up gets them."""

@@ -97,7 +97,6 @@ class NodeStats:
         self.siblings_refused_total = 0
         self.too_large_refused_total = 0
         self.get_observers: list[Callable[[int, int], None]] = []
-        self.hints_delivered_total = 0
         self.quorum_failures: dict[str, int] = {}
 
     def record_get(self, micros: float, siblings: int, size: int) -> None:
@@ -126,7 +125,6 @@ class NodeStats:
             "hints_written_total": self.hints_written_total,
             "siblings_refused_total": self.siblings_refused_total,
             "too_large_refused_total": self.too_large_refused_total,
-            "hints_delivered_total": self.hints_delivered_total,
         }
         for prefix, window in (
             ("node_get_fsm_time", self.gets),

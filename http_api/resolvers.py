@@ -12,12 +12,10 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
+from http_api.client_wire import KVObject
 from http_api.types import Content, Sibling
-
-if TYPE_CHECKING:
-    from http_api.client import KVObject
 
 Resolver: TypeAlias = Callable[[list[Sibling]], Content]
 
