@@ -109,9 +109,10 @@ async def _scenario(seed: int, out: OutageOutcome, bug: str | None) -> None:
 
     sim.crash(x, power_loss=False)
     await _until(sim, f"{x} seen down", _sees_down(sim, x, True), 60)
-    for k in keys:
+    for k in keys:  # a client retries a write refused (a reply lost, say), as here
         content = Content(value=b"old", content_type="text/plain", last_modified_us=1)
-        await sim.nodes[rng.choice(others)].store(BUCKET, k, content, None, PutOptions(w=2))
+        node = sim.nodes[rng.choice(others)]
+        await _retry(sim, partial(node.store, BUCKET, k, content, None, PutOptions(w=2)))
     held = sim.nodes[s].db.hint_counts().get(x, 0)
     out.steps.append(f"t={sim.loop.time():.1f} wrote with {x} down: {s} holds {held} hints")
     await asyncio.sleep(rng.uniform(0.1, 2.0))
