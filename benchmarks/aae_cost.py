@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dynamo.localcluster import LocalCluster, NodeProcess, WaitTimeout, get_json, wait_for
+from dynamo.tools.localcluster import LocalCluster, NodeProcess, WaitTimeout, get_json, wait_for
 
 BUCKET = "aae"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -13,7 +13,7 @@ Blind PUTs pile up siblings (``allow_mult``) and slow every later PUT run, so ea
 writes a fresh bucket of its own; ``--rounds 2`` swaps which tool goes first. Each tool's
 CPU per request is shown too: wrk's from its rusage, dynamo bench's as its workers
 measure it over the measured window.
-``--constant`` targets ``dynamo.bench.testing`` instead, a raw asyncio server whose
+``--constant`` targets ``dynamo.tools.bench.testing`` instead, a raw asyncio server whose
 per-request cost is a few microseconds, to show which client saturates first.
 """
 
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from http_bench import ensure_wrk, preload, run_wrk
 
-from dynamo.localcluster import LocalCluster, free_ports, wait_for
+from dynamo.tools.localcluster import LocalCluster, free_ports, wait_for
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -61,7 +61,7 @@ def bench_command(
     cmd = [
         sys.executable,
         "-m",
-        "dynamo.cli",
+        "dynamo.tools.cli",
         "bench",
         "--url",
         ",".join(urls),
@@ -145,7 +145,7 @@ def target(args: argparse.Namespace, root: Path) -> Iterator[list[str]]:
     """The URLs of the node(s) under test, preloaded, for the duration of the block."""
     if args.constant:
         port = free_ports(1)[0]
-        cmd = [sys.executable, "-m", "dynamo.bench.testing", str(port)]
+        cmd = [sys.executable, "-m", "dynamo.tools.bench.testing", str(port)]
         cmd += ["--body-bytes", str(args.value_bytes)]
         proc = subprocess.Popen(cmd, cwd=ROOT)
         try:

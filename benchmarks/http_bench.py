@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dynamo.localcluster import LocalCluster, free_ports, wait_for
+from dynamo.tools.localcluster import LocalCluster, free_ports, wait_for
 
 HERE = Path(__file__).resolve().parent
 

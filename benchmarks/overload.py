@@ -23,7 +23,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dynamo.localcluster import LocalCluster, NodeProcess
+from dynamo.tools.localcluster import LocalCluster, NodeProcess
 
 
 def rss_mb(n: NodeProcess) -> float:

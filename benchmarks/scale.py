@@ -23,9 +23,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dynamo.localcluster import LocalCluster
+from dynamo.tools.localcluster import LocalCluster
 
-DYNAMO = [sys.executable, "-m", "dynamo.cli"]
+DYNAMO = [sys.executable, "-m", "dynamo.tools.cli"]
 
 
 def rss_mb(pid: int | None) -> float:

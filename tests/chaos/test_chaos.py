@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from dynamo.chaos.runner import ChaosSettings, run
+from dynamo.tools.chaos.runner import ChaosSettings, run
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(360)]  # 6x a slowish day's run
 

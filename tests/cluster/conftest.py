@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dynamo.localcluster import LocalCluster
+from dynamo.tools.localcluster import LocalCluster
 
 MakeCluster = Callable[..., LocalCluster]
 

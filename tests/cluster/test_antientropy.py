@@ -10,7 +10,7 @@ from http.client import HTTPConnection
 
 import pytest
 
-from dynamo.localcluster import LocalCluster, NodeProcess, get_json, http, wait_for
+from dynamo.tools.localcluster import LocalCluster, NodeProcess, get_json, http, wait_for
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster
@@ -175,7 +175,16 @@ def test_leave_under_load_hands_everything_over(make_cluster: MakeCluster) -> No
     writer = Writer(stayers, "leave")
     writer.start()
     out = subprocess.run(
-        [sys.executable, "-m", "dynamo.cli", "leave", "--url", leaver.url, "--timeout", "120"],
+        [
+            sys.executable,
+            "-m",
+            "dynamo.tools.cli",
+            "leave",
+            "--url",
+            leaver.url,
+            "--timeout",
+            "120",
+        ],
         capture_output=True,
         text=True,
         timeout=150,

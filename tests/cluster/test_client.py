@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dynamo.localcluster import LocalCluster
+from dynamo.tools.localcluster import LocalCluster
 from http_api.client import AsyncClient
 from http_api.client_sync import Client
 from http_api.errors import PreconditionFailed

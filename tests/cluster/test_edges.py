@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from dynamo.localcluster import NodeProcess, get_json, http, wait_for
+from dynamo.tools.localcluster import NodeProcess, get_json, http, wait_for
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster
@@ -98,7 +98,7 @@ def test_65_hints_of_1_mib_are_delivered_and_their_holder_finishes_leave(
         assert status == 204, body
     assert get_json(f"{n1.url}/admin/handoff")["hints_pending"] == {"n4": 65}
     leave = subprocess.Popen(
-        [sys.executable, "-m", "dynamo.cli", "leave", "--url", n1.url, "--timeout", "200"],
+        [sys.executable, "-m", "dynamo.tools.cli", "leave", "--url", n1.url, "--timeout", "200"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

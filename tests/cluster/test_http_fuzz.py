@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from dynamo.localcluster import LocalCluster, NodeProcess, http
+from dynamo.tools.localcluster import LocalCluster, NodeProcess, http
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster

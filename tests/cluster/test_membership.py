@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dynamo.localcluster import NodeProcess, get_json, http, wait_for
+from dynamo.tools.localcluster import NodeProcess, get_json, http, wait_for
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster
@@ -79,7 +79,7 @@ def test_preflist_and_cli_views(make_cluster: MakeCluster) -> None:
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "dynamo.cli", "members", "--url", c[0].url],
+        [sys.executable, "-m", "dynamo.tools.cli", "members", "--url", c[0].url],
         capture_output=True,
         text=True,
         timeout=30,
@@ -88,7 +88,7 @@ def test_preflist_and_cli_views(make_cluster: MakeCluster) -> None:
     for n in c.nodes:
         assert n.node_id in out
     out = subprocess.run(
-        [sys.executable, "-m", "dynamo.cli", "ring", "--url", c[0].url],
+        [sys.executable, "-m", "dynamo.tools.cli", "ring", "--url", c[0].url],
         capture_output=True,
         text=True,
         timeout=30,

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from dynamo.localcluster import NodeProcess, get_json, http, wait_for
+from dynamo.tools.localcluster import NodeProcess, get_json, http, wait_for
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster

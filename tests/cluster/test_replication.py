@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dynamo.localcluster import LocalCluster, NodeProcess, get_json, http, wait_for
+from dynamo.tools.localcluster import LocalCluster, NodeProcess, get_json, http, wait_for
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dynamo.localcluster import LocalCluster
+from dynamo.tools.localcluster import LocalCluster
 from tests.cluster.conftest import MakeCluster
 from tests.support.riak_shim import load_riak
 

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from dynamo.localcluster import LocalCluster, NodeProcess, get_json, http
+from dynamo.tools.localcluster import LocalCluster, NodeProcess, get_json, http
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster

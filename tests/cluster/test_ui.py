@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dynamo.localcluster import get_json, wait_for
+from dynamo.tools.localcluster import get_json, wait_for
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]

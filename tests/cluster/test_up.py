@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dynamo.localcluster import free_ports, get_json, http, wait_for
+from dynamo.tools.localcluster import free_ports, get_json, http, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -45,7 +45,7 @@ def test_up_starts_a_cluster_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "dynamo.cli",
+            "dynamo.tools.cli",
             "up",
             "--nodes",
             "3",

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from dynamo.chaos.proxy import TASK_PREFIX, FaultyLink, LinkFaults, LinkMesh, parse_addr
+from dynamo.tools.chaos.proxy import TASK_PREFIX, FaultyLink, LinkFaults, LinkMesh, parse_addr
 
 SEED = 20240611
 WAIT_S = 5.0  # bound on every wait that should succeed at once

@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from dynamo.rpc import Rpc, RpcConfig, RpcError
+from dynamo.net.rpc import Rpc, RpcConfig, RpcError
 
 
 def make(node: str, secret: bytes | None = None, cluster: str = "c1", **kw: Any) -> Rpc:

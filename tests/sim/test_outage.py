@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from dynamo.simulation.outage import VARIANTS, run_outage
+from dynamo.tools.simulation.outage import VARIANTS, run_outage
 
 pytestmark = pytest.mark.sim
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dynamo.simulation.harness import (
+from dynamo.tools.simulation.harness import (
     BUCKET,
     EPOCH,
     Fault,
@@ -22,7 +22,7 @@ from dynamo.simulation.harness import (
     run,
     shrink,
 )
-from dynamo.simulation.network import NetConfig
+from dynamo.tools.simulation.network import NetConfig
 from http_api.errors import Unavailable
 from http_api.types import Content, GetOptions, PutOptions
 

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from dynamo.simulation import harness
-from dynamo.simulation.loop import Deadlock, Livelock, VirtualTimeLoop
+from dynamo.tools.simulation import harness
+from dynamo.tools.simulation.loop import Deadlock, Livelock, VirtualTimeLoop
 
 pytestmark = pytest.mark.sim
 T = TypeVar("T")

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynamo.bench.config import BenchConfig, BenchConfigError, Target, parse_urls
-from dynamo.bench.histogram import (
+from dynamo.tools.bench.config import BenchConfig, BenchConfigError, Target, parse_urls
+from dynamo.tools.bench.histogram import (
     LINEAR_STEP_NS,
     RATIO,
     LatencyHistogram,
@@ -21,10 +21,10 @@ from dynamo.bench.histogram import (
     bucket_of,
     nearest_rank,
 )
-from dynamo.bench.http1 import RemoteProtocolError, RequestFactory, Response, ResponseParser
-from dynamo.bench.keys import UniformKeys, ZipfianKeys
-from dynamo.bench.runner import run_bench
-from dynamo.bench.tally import GET, PUT, Tally
+from dynamo.tools.bench.http1 import RemoteProtocolError, RequestFactory, Response, ResponseParser
+from dynamo.tools.bench.keys import UniformKeys, ZipfianKeys
+from dynamo.tools.bench.runner import run_bench
+from dynamo.tools.bench.tally import GET, PUT, Tally
 
 # --- histogram ----------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """Offline checks of ``deploy/``: the Kubernetes manifests, the systemd unit and its
-environment file, and the Dockerfile, against ``dynamo.config.NodeConfig`` and the
+environment file, and the Dockerfile, against ``dynamo.node.config.NodeConfig`` and the
 flags of ``dynamo start``.
 
 The manifests are validated against a structural schema written here (unknown keys are
@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 from aiohttp import web_runner
 
-from dynamo import config as config_mod
-from dynamo.cli import build_parser, load_config
-from dynamo.storage import StoreConfig
+from dynamo.node import config as config_mod
+from dynamo.storage.rocksdb import StoreConfig
+from dynamo.tools.cli import build_parser, load_config
 
 # pyyaml (a test dependency) ships no type stubs; as a module of type Any mypy accepts it
 # whether or not types-PyYAML is installed.
@@ -809,7 +809,7 @@ def test_dockerfile_installs_the_project_on_python_311_slim() -> None:
 
 def test_pip_install_ships_every_subpackage() -> None:
     """A non-editable install (the Dockerfile's, the systemd install's) must ship every
-    subpackage ``dynamo.cli`` imports, not only the top-level packages."""
+    subpackage ``dynamo.tools.cli`` imports, not only the top-level packages."""
     from setuptools import find_packages  # type: ignore[import-untyped]
 
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynamo import dvvset
-from dynamo.dvvset import Clock
+from dynamo.kv import dvvset
+from dynamo.kv.dvvset import Clock
 
 
 def _write(

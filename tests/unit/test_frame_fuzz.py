@@ -1,4 +1,4 @@
-"""Fuzzing the node-to-node frame decoder (``dynamo.rpc.Connection``).
+"""Fuzzing the node-to-node frame decoder (``dynamo.net.rpc.Connection``).
 
 Random bytes, truncated valid streams, a valid HELLO followed by garbage, oversized and
 deeply nested frames, frames with the wrong types in every slot, broken handshakes, and
@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dynamo.rpc import (
+from dynamo.net.rpc import (
     ERROR,
     HELLO,
     PROOF,
@@ -456,7 +456,7 @@ async def _feed(servers: Servers, s: Scenario) -> None:
 @pytest.fixture
 def quiet_rpc_log() -> Iterator[None]:
     """The server logs a warning for every connection it drops: thousands here."""
-    logger = logging.getLogger("dynamo.rpc")
+    logger = logging.getLogger("dynamo.net.rpc")
     level = logger.level
     logger.setLevel(logging.ERROR)
     yield

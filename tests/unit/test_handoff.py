@@ -7,10 +7,11 @@ import random
 
 import pytest
 
-from dynamo import dvvset
-from dynamo import object as objects
-from dynamo.testing import MemStore
+from dynamo.kv import dvvset
+from dynamo.kv import object as objects
+from dynamo.storage.memory import MemStore
 from handoff.delivery import Batch, HintDeliveryService, take_batch
+from handoff.standin import choose_stand_in
 from handoff.transfer import LeaveTransfer, TransferProgress, chunks
 from http_api.types import Content
 
@@ -143,3 +144,10 @@ def test_take_batch_never_returns_nothing_while_live_hints_remain(size: int) -> 
     hints = [(key(i), b"x" * size) for i in range(3)]
     send, _, _ = take_batch(hints, 1, lambda raw: False)
     assert len(send) == 1
+
+
+def test_a_stand_in_is_the_nearest_fallback_not_already_used() -> None:
+    assert choose_stand_in(("n4", "n5", "n6"), {"n1", "n2", "n3"}) == "n4"
+    assert choose_stand_in(("n4", "n5", "n6"), {"n1", "n4"}) == "n5"
+    assert choose_stand_in(("n4",), {"n4"}) is None
+    assert choose_stand_in((), set()) is None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dynamo import dvvset, quorum
-from dynamo.object import Obj
-from dynamo.quorum import GetQuorum, Outcome, PutQuorum, Target
+from dynamo.kv import dvvset, quorum
+from dynamo.kv.object import Obj
+from dynamo.kv.quorum import GetQuorum, Outcome, PutQuorum, Target
 from http_api.types import Content, QuorumValue
 
 P = [Target("a", True), Target("b", True), Target("c", True)]
@@ -244,3 +244,59 @@ def test_unreachable_quorum_answers_at_once(
     kind: str, targets: list[Target], need: int, need_p: int, want: str | None
 ) -> None:
     assert quorum.unreachable(kind, tuple(targets), need, need_p) == want
+
+
+# --- Who coordinates a write, and the W clamp ---------------------------------------------------
+
+P1, P2, P3 = (quorum.Target(n, True) for n in ("n1", "n2", "n3"))
+F4 = quorum.Target("n4", False, "n3")
+
+
+@pytest.mark.parametrize(
+    ("node", "targets", "forwarded", "forward_to", "me", "writes_to"),
+    [
+        ("n1", (P1, P2, P3), False, (), P1, ("n1", "n2", "n3")),  # a primary coordinates
+        ("n9", (P1, P2, P3), False, ("n1", "n2", "n3"), None, ("n9", "n1", "n2", "n3")),
+        ("n4", (P1, P2, F4), False, ("n1", "n2"), F4, ("n1", "n2", "n4")),  # a fallback forwards
+        ("n4", (F4,), False, (), F4, ("n4",)),  # only a fallback is up: it coordinates
+        ("n9", (P1, P2, P3), True, (), None, ("n9", "n1", "n2", "n3")),  # never twice
+        ("n9", (), False, (), None, ("n9",)),
+    ],
+)
+def test_plan_put(
+    node: str,
+    targets: tuple[quorum.Target, ...],
+    forwarded: bool,
+    forward_to: tuple[str, ...],
+    me: quorum.Target | None,
+    writes_to: tuple[str, ...],
+) -> None:
+    plan = quorum.plan_put(node, targets, forwarded)
+    assert plan.forward_to == forward_to
+    assert plan.me == (me or quorum.Target(node, False, "n1" if targets else None))
+    assert tuple(t.node for t in plan.targets) == writes_to
+
+
+@pytest.mark.parametrize(("w", "dw", "want"), [(2, 0, 2), (1, 3, 3), (0, 0, 1), (3, 2, 3)])
+def test_effective_w_counts_a_durable_ack_as_an_ack(w: int, dw: int, want: int) -> None:
+    assert quorum.effective_w(w, dw) == want
+    assert quorum.PutQuorum((P1, P2, P3), w=w, pw=0, dw=dw).w == want
+
+
+def test_the_cores_say_when_every_reply_is_in() -> None:
+    g = quorum.GetQuorum((P1, P2, P3), r=2, pr=0)
+    g.add_result("n1", None)
+    g.add_result("n1", None)  # a duplicate counts once
+    g.add_result("n2", RuntimeError("down"))
+    assert not g.all_in()
+    g.add_result("n3", None)
+    assert g.all_in()
+    p = quorum.PutQuorum((P1, P2), w=2, pw=0, dw=0)
+    p.add_result("n1", True)
+    p.add_result("n2", RuntimeError("down"))
+    assert p.all_in()
+    p.add_target(F4)  # a stand-in asked after the failure: wait for it too
+    assert not p.all_in()
+    p.add_result("n4", True)
+    assert p.all_in()
+    assert p.outcome() is quorum.Outcome.OK

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from dynamo import dvvset
-from dynamo.replica import Replica
-from dynamo.testing import MemStore
+from dynamo.kv import dvvset
+from dynamo.kv.replica import Replica
+from dynamo.storage.memory import MemStore
 from http_api.types import Content
 
 KEY = b"\x00" * 8 + b"\x00\x01bk"
@@ -60,7 +60,7 @@ def test_after_a_power_loss_a_lost_write_cannot_be_stamped_again() -> None:
 
 
 def test_a_reaped_key_ignores_an_older_copy_and_accepts_a_new_write() -> None:
-    from dynamo import object as objects
+    from dynamo.kv import object as objects
 
     store = MemStore("n1", rng=random.Random(1))
     r = Replica(store, random.Random(2))

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from dynamo import dvvset
-from dynamo import object as objects
-from dynamo.object import Obj
-from dynamo.replica import Replica, TooLarge
-from dynamo.storage import Store, StoreAPI
-from dynamo.testing import MemStore
+from dynamo.kv import dvvset
+from dynamo.kv import object as objects
+from dynamo.kv.object import Obj
+from dynamo.kv.replica import Replica, TooLarge
+from dynamo.storage.contract import StoreAPI
+from dynamo.storage.memory import MemStore
+from dynamo.storage.rocksdb import Store
 from http_api.types import Content
 
 KEY = b"\x00" * 8 + b"\x00\x01bk"

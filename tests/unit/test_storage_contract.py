@@ -10,10 +10,11 @@ from typing import Protocol
 
 import pytest
 
-from dynamo import dvvset
-from dynamo import object as objects
-from dynamo.storage import StorageError, Store, StoreAPI
-from dynamo.testing import Disk, MemStore
+from dynamo.kv import dvvset
+from dynamo.kv import object as objects
+from dynamo.storage.contract import StorageError, StoreAPI
+from dynamo.storage.memory import Disk, MemStore
+from dynamo.storage.rocksdb import Store
 from http_api.types import Content
 
 

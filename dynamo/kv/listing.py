@@ -1,0 +1,94 @@
+"""Key and bucket listing across the cluster: a coverage plan, streamed in pages.
+
+Each up node lists the keys for which it is the first up primary, so no key is
+listed twice and no node or coordinator holds a bucket's keys in memory.
+Tombstoned keys are not listed. Expensive by nature: every node scans its store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from dynamo.kv import object as objects
+from dynamo.kv.replica import Replica
+from dynamo.net.rpc import RpcError
+from dynamo.node.cluster import Cluster
+from http_api.errors import Unavailable
+from ring.position import decode_bkey
+
+KEYS_PAGE = 1000
+
+Call = Callable[[str, str, Any, float], Awaitable[Any]]
+
+
+class Listing:
+    def __init__(self, node_id: str, replica: Replica, cluster: Cluster, call: Call) -> None:
+        self.node_id = node_id
+        self.replica = replica
+        self.cluster = cluster
+        self.call = call
+
+    def register(self, register: Callable[[str, Any], None]) -> None:
+        register("keys", self.handle_keys)
+        register("buckets", self.handle_buckets)
+
+    def _up_members(self) -> list[str]:
+        return [n for n in self.cluster.ring.members if self.cluster.is_up(n)]
+
+    async def keys(self, bucket: bytes, timeout_s: float) -> AsyncIterator[list[bytes]]:
+        down = sorted(self.cluster.down())
+        for node in self._up_members():
+            after = b""
+            while True:
+                try:
+                    if node == self.node_id:
+                        page, after = self.handle_keys([bucket, after, down], node)
+                    else:
+                        page, after = await self.call(
+                            node, "keys", [bucket, after, down], timeout_s
+                        )
+                except RpcError as e:
+                    raise Unavailable(f"listing keys: node {node} did not answer ({e}); retry")
+                if page:
+                    yield list(page)
+                if not after:
+                    break
+
+    def handle_keys(self, body: Any, peer: str) -> tuple[list[bytes], bytes]:
+        """One page of the keys this node covers; the cursor is empty at the end."""
+        bucket, after, down = body
+        down_set = frozenset(down)
+        ring = self.cluster.ring
+        n_val = self.cluster.bucket_props(bucket).n_val
+        out: list[bytes] = []
+        for objkey, raw in self.replica.store.scan(after + b"\x00" if after else b""):
+            b, k = decode_bkey(objkey[8:])
+            if b != bucket:
+                continue
+            pos = int.from_bytes(objkey[:8], "big")
+            first = next((n for n in ring.primaries(pos, n_val) if n not in down_set), None)
+            if first != self.node_id or objects.is_tombstone(objects.decode(raw)[0]):
+                continue
+            out.append(k)
+            if len(out) >= KEYS_PAGE:
+                return out, objkey
+        return out, b""
+
+    async def buckets(self, timeout_s: float) -> AsyncIterator[list[bytes]]:
+        seen: set[bytes] = set()
+        for node in self._up_members():
+            try:
+                if node == self.node_id:
+                    names = self.handle_buckets(None, node)
+                else:
+                    names = await self.call(node, "buckets", None, timeout_s)
+            except RpcError as e:
+                raise Unavailable(f"listing buckets: node {node} did not answer ({e}); retry")
+            new = [b for b in names if b not in seen]
+            seen.update(new)
+            if new:
+                yield new
+
+    def handle_buckets(self, body: Any, peer: str) -> list[bytes]:
+        return sorted({b for b, _ in self.replica.live_keys()})

@@ -1,0 +1,1 @@
+"""Node-to-node messaging: msgpack RPC over TCP and its TLS."""

@@ -1,0 +1,352 @@
+"""The node: the one place where storage, RPC, gossip, the coordinator, handoff and
+the HTTP API are wired together. Implements the ``http_api.service.NodeService``
+the HTTP layer serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from dynamo.kv import object as objects
+from dynamo.kv.coordinator import Coordinator, object_key
+from dynamo.kv.listing import Listing
+from dynamo.kv.peer_handlers import PeerHandlers
+from dynamo.kv.replica import Replica
+from dynamo.net import tls
+from dynamo.net.rpc import Rpc, RpcAPI, RpcConfig, RpcError
+from dynamo.node.cluster import Cluster
+from dynamo.node.config import NodeConfig
+from dynamo.node.env import REAL, Env
+from dynamo.node.metrics import Metrics
+from dynamo.node.ownership import Ownership
+from dynamo.node.stats import NodeStats
+from dynamo.storage.contract import StoreAPI
+from dynamo.storage.rocksdb import Store, StoreConfig
+from gossip.membership import LEAVING, LEFT
+from http_api.errors import BadRequest, Unavailable
+from http_api.guards import AuthConfig, Front
+from http_api.server import FRONT, make_app
+from http_api.types import (
+    BucketProps,
+    Content,
+    DeleteOptions,
+    FetchResult,
+    GetOptions,
+    PutOptions,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Node:
+    """One running node. ``start()``, then ``stopped.wait()``; ``stop()`` to end."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        env: Env = REAL,
+        store: StoreAPI | None = None,
+        rpc: RpcAPI | None = None,
+    ) -> None:
+        """A node on RocksDB and TCP, or (a simulation) on the given store and messaging."""
+        self.config = config
+        self.node_id = config.node_id
+        self.env = env
+        self.counters = NodeStats(env.wallclock)
+        self.started_at = env.wallclock()
+        self.db: StoreAPI = store or Store(
+            config.data_dir,
+            config.node_id,
+            StoreConfig(
+                block_cache_bytes=config.block_cache_bytes,
+                write_buffer_bytes=config.write_buffer_bytes,
+            ),
+        )
+        self.replica = Replica(
+            self.db, env.rng, wallclock=env.wallclock, hint_ttl_s=config.hint_ttl_s
+        )
+        ssl_server = ssl_client = None
+        if config.peer_tls_cert_file and config.peer_tls_key_file and config.peer_tls_ca_file:
+            ssl_server, ssl_client = tls.peer_contexts(
+                config.peer_tls_cert_file, config.peer_tls_key_file, config.peer_tls_ca_file
+            )
+        self.rpc: RpcAPI = rpc or Rpc(
+            RpcConfig(
+                cluster=config.cluster_name,
+                node_id=config.node_id,
+                secret=config.secret(),
+                max_frame_bytes=config.rpc_max_frame_bytes,
+                routes=config.routes(),
+                ssl_server=ssl_server,
+                ssl_client=ssl_client,
+            )
+        )
+        self.cluster = Cluster(config, self.db, self.rpc, env)
+        self.coordinator = Coordinator(
+            node_id=config.node_id,
+            replica=self.replica,
+            membership=self.cluster,
+            call=self._call,
+            request=self._request,
+            props=self.cluster.bucket_props,
+            stats=self.counters,
+            request_timeout_ms=config.request_timeout_ms,
+            rpc_timeout_s=config.rpc_timeout_ms / 1000,
+            hinted_handoff=config.hinted_handoff,
+            max_siblings=config.max_siblings,
+            max_stored_object_bytes=config.max_stored_object_bytes,
+            sibling_warning=config.sibling_warning,
+            env=env,
+        )
+        self.peer_handlers = PeerHandlers(self.coordinator)
+        self.ownership = Ownership(config, self.db, self.replica, self.cluster, self._call, env)
+        self.listing = Listing(config.node_id, self.replica, self.cluster, self._call)
+        self.metrics_registry = Metrics(self)
+        self.counters.get_observers.append(self.metrics_registry.observe_get)
+        self.stopped = asyncio.Event()
+        self.exit_requested = asyncio.Event()  # the node wants its process to stop (it left)
+        self._runner: web.AppRunner | None = None
+        self.http_limit: Front | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._register()
+
+    # --- Wiring -------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        r = self.rpc.register
+        r("get", self.peer_handlers.handle_get)
+        r("put", self.peer_handlers.handle_put)
+        r("coord_put", self.peer_handlers.handle_coord_put)
+        self.listing.register(r)
+        self.ownership.register(r)
+        self.cluster.register()
+
+    def _request(self, node: str, method: str, body: Any, timeout_s: float) -> asyncio.Future[Any]:
+        addr = self.cluster.peer_addr(node)
+        if addr is None:
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            fut.set_exception(RpcError(f"no address known for node {node!r}"))
+            return fut
+        return self.rpc.request(addr, method, body, timeout_s)
+
+    async def _call(self, node: str, method: str, body: Any, timeout_s: float) -> Any:
+        addr = self.cluster.peer_addr(node)
+        if addr is None:
+            raise RpcError(f"no address known for node {node!r}")
+        return await self.rpc.call(addr, method, body, timeout_s)
+
+    async def start(self, http: bool = True) -> None:
+        """Listen for peers (and clients, unless ``http`` is off), then run the services."""
+        cfg = self.config
+        await self.rpc.listen(cfg.host, cfg.peer_port)
+        if http:
+            app = make_app(
+                self,
+                auth=AuthConfig(token=cfg.http_auth_token, basic=cfg.http_auth_basic),
+                max_concurrent=cfg.max_concurrent_requests,
+                observe=self.metrics_registry.observe_request,
+            )
+            self.http_limit = app[FRONT]
+            ssl_context = None
+            if cfg.http_tls_cert_file and cfg.http_tls_key_file:
+                ssl_context = tls.http_server_context(cfg.http_tls_cert_file, cfg.http_tls_key_file)
+            self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await self._runner.setup()
+            site = web.TCPSite(
+                self._runner,
+                cfg.http_bind,
+                cfg.http_port,
+                reuse_address=True,
+                ssl_context=ssl_context,
+            )
+            await site.start()
+        await self.cluster.start()
+        for aw in self.ownership.tasks():
+            self._tasks.append(asyncio.ensure_future(aw))
+        if self.cluster.status == LEAVING:  # a leave interrupted by a restart goes on
+            self._tasks.append(asyncio.create_task(self._finish_leave(), name="leave"))
+        log.info(
+            "node %s up: http %s:%d, peers %s, data %s (incarnation %s)",
+            self.node_id,
+            cfg.http_bind,
+            cfg.http_port,
+            cfg.peer_addr,
+            cfg.data_dir,
+            self.db.incarnation,
+        )
+
+    async def stop(self) -> None:
+        """Stop serving, finish in-flight work briefly, flush and close RocksDB."""
+        if self.db.closed:
+            return
+        log.info("node %s stopping", self.node_id)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        me = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not me]
+        for t in tasks:
+            t.cancel()
+        await self.cluster.stop()
+        bg = list(self.coordinator.background)
+        for t in bg:
+            t.cancel()
+        await asyncio.gather(*tasks, *bg, return_exceptions=True)
+        await self.rpc.close()
+        self.db.close()
+        self.stopped.set()
+        log.info("node %s stopped", self.node_id)
+
+    # --- KVService ----------------------------------------------------------------------------
+
+    @property
+    def node_name(self) -> str:
+        return self.node_id
+
+    @property
+    def max_object_bytes(self) -> int:
+        return self.config.max_object_bytes
+
+    async def fetch(self, bucket: bytes, key: bytes, opts: GetOptions) -> FetchResult:
+        return await self.coordinator.get(bucket, key, opts)
+
+    async def store(
+        self, bucket: bytes, key: bytes, content: Content, context: bytes | None, opts: PutOptions
+    ) -> FetchResult | None:
+        return await self.coordinator.put(bucket, key, content, context, opts)
+
+    async def delete(
+        self, bucket: bytes, key: bytes, context: bytes | None, opts: DeleteOptions
+    ) -> bool:
+        return await self.coordinator.delete(bucket, key, context, opts)
+
+    async def list_keys(self, bucket: bytes, timeout_ms: int | None) -> AsyncIterator[list[bytes]]:
+        async for page in self.listing.keys(bucket, self._timeout_s(timeout_ms)):
+            yield page
+
+    async def list_buckets(self, timeout_ms: int | None) -> AsyncIterator[list[bytes]]:
+        async for page in self.listing.buckets(self._timeout_s(timeout_ms)):
+            yield page
+
+    def _timeout_s(self, timeout_ms: int | None) -> float:
+        return (timeout_ms or self.config.request_timeout_ms) / 1000
+
+    def bucket_props(self, bucket: bytes) -> BucketProps:
+        return self.cluster.bucket_props(bucket)
+
+    def default_props(self) -> BucketProps:
+        return self.cluster.default_props()
+
+    async def set_bucket_props(self, bucket: bytes, overrides: dict[str, Any]) -> None:
+        try:
+            self.cluster.set_bucket_props(bucket, overrides)
+        except ValueError as e:
+            raise BadRequest(str(e))
+
+    async def reset_bucket_props(self, bucket: bytes) -> None:
+        self.cluster.set_bucket_props(bucket, None)
+
+    def local_copy(self, bucket: bytes, key: bytes) -> FetchResult | None:
+        obj = self.replica.local_copy(object_key(bucket, key)[1])
+        return None if obj is None else objects.to_fetch_result(obj)
+
+    def stats(self) -> dict[str, Any]:
+        now = self.env.wallclock()
+        out: dict[str, Any] = dict(self.counters.snapshot(now))
+        ring = self.cluster.ring
+        pending = self.db.hint_counts()
+        out.update(
+            nodename=self.node_id,
+            # Riak's ring_members is the ring: members still joining are not in it (a
+            # count of every known member once made "3 nodes agreed" true too early).
+            ring_members=list(ring.members),
+            known_members=self.cluster.members_not_left(),
+            ring_num_partitions=len(ring.tokens),
+            ring_creation_size=len(ring.tokens),
+            connected_nodes=sorted(self.rpc.connected_nodes()),
+            cluster_status=self.cluster.status,
+            hints_pending=sum(pending.values()),
+            node_uptime_s=round(now - self.started_at),
+            storage_seq=self.db.seq,
+            rpc_calls_total=self.rpc.stats.calls,
+            rpc_timeouts_total=self.rpc.stats.timeouts,
+            rpc_protocol_errors_total=self.rpc.stats.protocol_errors,
+            rpc_auth_failures_total=self.rpc.stats.auth_failures,
+            rpc_connect_failures_total=self.rpc.stats.connect_failures,
+            gossip_rounds_total=self.cluster.gossip.rounds,
+            effective_n_val_warning=len(ring) < self.cluster.default_props().n_val,
+        )
+        out.update(self.ownership.stats())
+        return out
+
+    # --- AdminService -------------------------------------------------------------------------
+
+    def members(self) -> dict[str, Any]:
+        return self.cluster.members_json()
+
+    def ring(self) -> dict[str, Any]:
+        return self.cluster.ring_json()
+
+    def preflist(self, bucket: bytes, key: bytes) -> dict[str, Any]:
+        return self.cluster.preflist_json(bucket, key)
+
+    def handoff(self) -> dict[str, Any]:
+        return {"hints_pending": self.db.hint_counts(), "transfers": self.ownership.transfers()}
+
+    def aae(self) -> dict[str, Any]:
+        return self.ownership.aae_status()
+
+    async def join(self, seed: str) -> dict[str, Any]:
+        ok = await self.cluster.join(seed)
+        if not ok:
+            raise Unavailable(f"seed {seed} did not answer a gossip round: check the address")
+        return {"node": self.node_id, "joined_through": seed, "members": len(self.cluster.ring)}
+
+    async def leave(self) -> dict[str, Any]:
+        if self.cluster.status in (LEAVING, LEFT):
+            return {"node": self.node_id, "status": self.cluster.status}
+        self.cluster.set_status(LEAVING)
+        self._tasks.append(asyncio.create_task(self._finish_leave(), name="leave"))
+        return {"node": self.node_id, "status": LEAVING}
+
+    async def _finish_leave(self) -> None:
+        log.info("node %s leaving: handing its data over", self.node_id)
+        await self.ownership.leave()
+        self.cluster.set_status(LEFT)
+        await self.cluster.spread()
+        log.info("node %s left the cluster", self.node_id)
+        self.exit_requested.set()
+
+    def extra_metrics(self) -> dict[str, Any]:
+        """Figures only ``/metrics`` shows (label sets, RocksDB)."""
+        members = self.cluster.members_json()["members"]
+        states: dict[str, int] = {}
+        for m in members:
+            state = m["status"] if m["status"] == "left" else ("up" if m["up"] else "down")
+            states[state] = states.get(state, 0) + 1
+        out: dict[str, Any] = {
+            "members_by_state": states,
+            "aae_peers": self.ownership.aae_service.status(),
+            "hints_by_target": self.db.hint_counts(),
+            "rpc_auth_failures_total": self.rpc.stats.auth_failures,
+            "rpc_connect_failures_total": self.rpc.stats.connect_failures,
+            "gossip_failed_rounds_total": self.cluster.gossip.failed_rounds,
+            "rocksdb_live_sst_bytes": self.db.property_int("rocksdb.live-sst-files-size"),
+            "rocksdb_pending_compaction_bytes": self.db.property_int(
+                "rocksdb.estimate-pending-compaction-bytes"
+            ),
+            "rocksdb_estimated_keys": self.db.property_int("rocksdb.estimate-num-keys"),
+            "rocksdb_memtable_bytes": self.db.property_int("rocksdb.cur-size-all-mem-tables"),
+        }
+        if self.http_limit is not None:
+            out["http_in_flight"] = self.http_limit.in_flight
+            out["http_overload_refused_total"] = self.http_limit.refused
+        return out
+
+    def metrics(self) -> bytes:
+        return self.metrics_registry.render()

@@ -1,0 +1,237 @@
+"""The store contract: what a node needs of its storage, and the batches every store applies.
+
+Families (DESIGN section 5)::
+
+    objects  position(8, BE) + encode_bkey(bucket, key)  -> object (msgpack, with its seq)
+    log      seq (8, BE)                                  -> objects key
+    hints    len(target)(1) + target + objects key        -> object for that target, its
+                                                             seq field holding when the
+                                                             hint was first stored (ms)
+    meta     name                                         -> bytes
+
+Every change of an object is one atomic batch: the object, its new log entry, and
+the removal of its previous log entry, so the log holds one entry per key, the seq
+of its latest change. ``rocksdb.Store`` implements it on RocksDB, ``memory.MemStore``
+in memory for simulations; ``tests/unit/test_storage_contract.py`` holds both to it.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import struct
+from collections.abc import Iterator
+
+from dynamo.kv import object as objects
+from dynamo.kv.object import Obj
+
+log = logging.getLogger(__name__)
+
+CF_OBJECTS = "objects"
+CF_LOG = "log"
+CF_HINTS = "hints"
+CF_META = "meta"
+FAMILIES = (CF_OBJECTS, CF_LOG, CF_HINTS, CF_META)
+
+META_NODE_ID = b"node_id"
+META_INCARNATION = b"incarnation"
+META_SEQ_FLOOR = b"seq_floor"
+META_CLEAN = b"clean_shutdown"  # present only while the store is closed cleanly
+META_SEQ_LEASE = b"seq_lease"  # seqs up to it may have been handed out: never reuse them
+SEQ_LEASE_BLOCK = 10_000
+TOMB_PREFIX = b"tomb/"  # + objects key -> seq: tombstones the reaper walks
+REAPED_PREFIX = b"reaped/"  # + objects key -> marker: the history of a reaped tombstone
+
+_U64 = struct.Struct(">Q")
+
+
+class StorageError(Exception):
+    """RocksDB refused an operation (disk full, I/O error, closed)."""
+
+
+def u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+Op = tuple[str, bytes, bytes | None]  # (column family, key, value or None to delete)
+
+
+def put_ops(
+    objkey: bytes,
+    encoded: bytes,
+    seq: int,
+    old_seq: int | None,
+    tombstone: bool,
+    was_tombstone: bool,
+    clear_marker: bool,
+) -> list[Op]:
+    """The one batch that stores a new version of a key (every store applies the same)."""
+    ops: list[Op] = [(CF_OBJECTS, objkey, encoded), (CF_LOG, u64(seq), objkey)]
+    if old_seq:
+        ops.append((CF_LOG, u64(old_seq), None))
+    if tombstone:
+        ops.append((CF_META, TOMB_PREFIX + objkey, u64(seq)))
+    elif was_tombstone:
+        ops.append((CF_META, TOMB_PREFIX + objkey, None))
+    if clear_marker:
+        ops.append((CF_META, REAPED_PREFIX + objkey, None))
+    return ops
+
+
+def remove_ops(objkey: bytes, seq: int, seq_floor: int, marker: bytes | None) -> list[Op]:
+    """The one batch that removes a key (reaped: leaving ``marker``; dropped: none)."""
+    ops: list[Op] = [
+        (CF_OBJECTS, objkey, None),
+        (CF_LOG, u64(seq), None),
+        (CF_META, TOMB_PREFIX + objkey, None),
+        (CF_META, META_SEQ_FLOOR, u64(seq_floor)),
+    ]
+    if marker is not None:
+        ops.append((CF_META, REAPED_PREFIX + objkey, marker))
+    return ops
+
+
+def hint_key(target: str, objkey: bytes) -> bytes:
+    t = target.encode()
+    if len(t) > 255:
+        raise ValueError("node id longer than 255 bytes")
+    return bytes((len(t),)) + t + objkey
+
+
+def split_hint_key(hk: bytes) -> tuple[str, bytes]:
+    n = hk[0]
+    return hk[1 : 1 + n].decode(), hk[1 + n :]
+
+
+class StoreAPI(abc.ABC):
+    """What the node needs of its storage. ``Store`` is RocksDB; ``dynamo.storage.memory.MemStore``
+    is an in-memory fake for simulations (it can lose unsynced writes on a crash).
+
+    Both implement the reads and one atomic ``_apply``; the object batches (put, reap,
+    drop), the meta writes and the seq lease are written once, here.
+    """
+
+    node_id: str
+    incarnation: str
+    fresh: bool  # the data directory was empty when opened
+    seq: int
+    closed: bool
+    clean_start: bool  # the last run closed the store; False after kill -9 or power loss
+    _seq_lease: int
+
+    @abc.abstractmethod
+    def _apply(self, ops: list[Op], sync: bool = False) -> None:
+        """Apply ``ops`` atomically (all or none); ``sync`` waits for the disk."""
+
+    @abc.abstractmethod
+    def get_raw(self, objkey: bytes) -> bytes | None: ...
+    @abc.abstractmethod
+    def marker(self, objkey: bytes) -> bytes | None: ...
+    @abc.abstractmethod
+    def meta_scan(self, prefix: bytes, after: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
+    @abc.abstractmethod
+    def scan(
+        self, start: bytes = b"", end: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]: ...
+    @abc.abstractmethod
+    def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]: ...
+    @abc.abstractmethod
+    def get_hint_raw(self, target: str, objkey: bytes) -> bytes | None: ...
+    @abc.abstractmethod
+    def put_hint(self, target: str, objkey: bytes, obj: Obj, stored_at_ms: int) -> None:
+        """Store the hint for ``target``; ``stored_at_ms`` is when it was first stored."""
+
+    @abc.abstractmethod
+    def hints_for(self, target: str, after: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
+    @abc.abstractmethod
+    def delete_hints_if_unchanged(self, target: str, sent: list[tuple[bytes, bytes]]) -> int: ...
+    @abc.abstractmethod
+    def hint_counts(self) -> dict[str, int]: ...
+    @abc.abstractmethod
+    def get_meta(self, name: bytes) -> bytes | None: ...
+    @abc.abstractmethod
+    async def sync_wal(self) -> None: ...
+    @abc.abstractmethod
+    def property_int(self, name: str, family: str = CF_OBJECTS) -> int: ...
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def put_meta(self, name: bytes, value: bytes, sync: bool = False) -> None:
+        self._apply([(CF_META, name, value)], sync)
+
+    def put_marker(self, objkey: bytes, marker: bytes) -> None:
+        """Keep only the history of a key that holds no value (see ``objects.encode_marker``)."""
+        self._apply([(CF_META, REAPED_PREFIX + objkey, marker)])
+
+    def get_hint(self, target: str, objkey: bytes) -> tuple[Obj, int] | None:
+        """The hint held for ``target`` and when it was first stored (ms)."""
+        raw = self.get_hint_raw(target, objkey)
+        return None if raw is None else objects.decode(raw)
+
+    def delete_meta(self, name: bytes) -> None:
+        self._apply([(CF_META, name, None)])
+
+    def get(self, objkey: bytes) -> tuple[Obj, int] | None:
+        raw = self.get_raw(objkey)
+        return None if raw is None else objects.decode(raw)
+
+    def digest(self, objkey: bytes) -> bytes | None:
+        raw = self.get_raw(objkey)
+        return None if raw is None else objects.digest(raw)
+
+    def _next_seq(self) -> int:
+        """The next seq; past the lease, a new lease is synced first, so a power loss
+        never makes a seq that peers may have seen be handed out again."""
+        seq = self.seq + 1
+        if seq > self._seq_lease:
+            self._seq_lease = seq + SEQ_LEASE_BLOCK
+            self.put_meta(META_SEQ_LEASE, u64(self._seq_lease), sync=True)
+        return seq
+
+    def put(
+        self,
+        objkey: bytes,
+        obj: Obj,
+        old_seq: int | None,
+        *,
+        tombstone: bool = False,
+        was_tombstone: bool = False,
+        clear_marker: bool = False,
+    ) -> int:
+        """Store ``obj`` as the key's new version in one batch; returns its new seq.
+
+        ``tombstone`` and ``was_tombstone`` keep the index of tombstones the reaper
+        walks; ``clear_marker`` drops the key's reaped marker (its history now lives
+        in ``obj``).
+        """
+        seq = self._next_seq()
+        self._apply(
+            put_ops(
+                objkey,
+                objects.encode(obj, seq),
+                seq,
+                old_seq,
+                tombstone,
+                was_tombstone,
+                clear_marker,
+            )
+        )
+        self.seq = seq
+        return seq
+
+    def reap(self, objkey: bytes, expected_seq: int, marker: bytes) -> bool:
+        """Delete a tombstone for good if it is still at ``expected_seq``, leaving
+        ``marker`` (its causal history) so a late copy cannot bring it back."""
+        cur = self.get(objkey)
+        if cur is None or cur[1] != expected_seq:
+            return False
+        self._apply(remove_ops(objkey, expected_seq, self.seq, marker))
+        return True
+
+    def drop(self, objkey: bytes, expected_seq: int) -> bool:
+        """Remove a key this node no longer replicates, if still at ``expected_seq``."""
+        cur = self.get(objkey)
+        if cur is None or cur[1] != expected_seq:
+            return False
+        self._apply(remove_ops(objkey, expected_seq, self.seq, None))
+        return True

@@ -1,0 +1,119 @@
+"""A whole bench run against running nodes: check them, set ``n_val``, preload, run the
+workers, summarize. Admin calls go through a thread so the loop stays free."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import urllib.parse
+from http.client import HTTPException
+from typing import Any, TextIO
+
+from dynamo.tools.bench.config import BenchConfig, Target
+from dynamo.tools.bench.connection import MODE_PRELOAD, Workload
+from dynamo.tools.bench.coordinator import BenchError, run_workers
+from dynamo.tools.bench.keys import UniformKeys
+from dynamo.tools.bench.report import BenchResult, machine_info, summarize
+from dynamo.tools.bench.worker import loop_name, make_worker
+from dynamo.tools.localcluster import http
+
+PROPS_TIMEOUT_S = 30.0
+PRELOAD_MIN_TIMEOUT_S = 60.0
+
+
+def _props_url(target: Target, bucket: str) -> str:
+    return f"{target.url}/buckets/{urllib.parse.quote(bucket, safe='')}/props"
+
+
+async def check_targets(targets: list[Target]) -> None:
+    """Every node answers ``GET /ping``."""
+    for t in targets:
+        try:
+            status, _, body = await asyncio.to_thread(http, "GET", t.url + "/ping", None, None, 5)
+        except (OSError, HTTPException) as e:
+            raise BenchError(f"cannot reach {t.url}: {e}")
+        if status != 200:
+            raise BenchError(f"{t.url}/ping answered {status} {body[:100]!r}")
+
+
+async def set_n_val(targets: list[Target], bucket: str, n_val: int) -> None:
+    """Set the bucket's ``n_val`` and wait until every node reports it."""
+    body = json.dumps({"props": {"n_val": n_val}}).encode()
+    status, _, text = await asyncio.to_thread(
+        http,
+        "PUT",
+        _props_url(targets[0], bucket),
+        body,
+        {"Content-Type": "application/json"},
+        10,
+    )
+    if status != 204:
+        raise BenchError(f"setting n_val={n_val} on bucket {bucket!r}: {status} {text[:200]!r}")
+    deadline = time.monotonic() + PROPS_TIMEOUT_S
+    for t in targets:
+        while True:
+            status, _, text = await asyncio.to_thread(
+                http, "GET", _props_url(t, bucket), None, None, 5
+            )
+            if status == 200 and json.loads(text)["props"].get("n_val") == n_val:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"{t.url} does not report n_val={n_val} after gossip")
+            await asyncio.sleep(0.1)
+
+
+async def preload(cfg: BenchConfig, targets: list[Target]) -> dict[str, Any]:
+    """Write every key once, from this process, over ``cfg.connections`` connections."""
+    slots = [targets[c % len(targets)] for c in range(cfg.connections)]
+    workload = Workload(
+        MODE_PRELOAD,
+        UniformKeys(cfg.keys, random.Random(0)),
+        random.Random(0),
+        preload_keys=iter(range(cfg.keys)),
+    )
+    worker = make_worker(cfg, slots, workload)
+    t0 = time.monotonic()
+    async with worker.running():
+        try:
+            tally = await worker.preload(max(PRELOAD_MIN_TIMEOUT_S, cfg.keys / 100))
+        except TimeoutError:
+            raise BenchError(f"preload of {cfg.keys} keys did not finish: {worker.tally.errors}")
+    seconds = time.monotonic() - t0
+    return {"keys": cfg.keys, "seconds": round(seconds, 2), "errors": tally.error_count}
+
+
+async def run_bench(
+    cfg: BenchConfig, targets: list[Target], progress: TextIO | None = None
+) -> BenchResult:
+    """Check, set up, preload and run; the summarized result."""
+    if not targets:
+        raise BenchError("no targets: give --url or --nodes")
+    await check_targets(targets)
+    if cfg.n_val is not None:
+        await set_n_val(targets, cfg.bucket, cfg.n_val)
+    loaded: dict[str, Any] = {}
+    if cfg.preload:
+        loaded = await preload(cfg, targets)
+        if progress is not None:
+            print(
+                f"bench preloaded {loaded['keys']} keys in {loaded['seconds']:.1f}s"
+                f" ({loaded['keys'] / max(loaded['seconds'], 1e-9):,.0f}/s),"
+                f" errors {loaded['errors']}",
+                file=progress,
+                flush=True,
+            )
+        if loaded["errors"] > cfg.keys * 0.01:
+            raise BenchError(f"preload: {loaded['errors']} of {cfg.keys} writes failed")
+    outcome = await run_workers(cfg, targets, progress)
+    return summarize(
+        cfg,
+        targets,
+        outcome.run,
+        outcome.warmup,
+        outcome.window_s,
+        outcome.cpu_s,
+        machine_info(loop_name()),
+        loaded,
+    )

@@ -1,0 +1,306 @@
+"""``dynamo chaos``: a bounded cart workload on a real local cluster under faults,
+then heal, wait for convergence, check, report.
+
+Nodes talk to each other through the fault proxy (``dynamo.tools.chaos.proxy``), so
+links can be cut, slowed or made lossy without root; processes are killed,
+stopped and wiped for real. Clients talk HTTP to the nodes directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from dynamo.tools import carts
+from dynamo.tools.chaos.faults import KINDS, FaultLog, Faults
+from dynamo.tools.chaos.proxy import LinkMesh
+from dynamo.tools.localcluster import LocalCluster, get_json
+from http_api.client import AsyncClient
+from http_api.errors import ServiceError, Unavailable
+
+log = logging.getLogger(__name__)
+
+BUCKET = "carts"
+NODE_SETTINGS = (
+    "request_timeout_ms=4000",
+    "rpc_timeout_ms=2000",
+    "aae_quiet_interval_s=1",
+    "handoff_interval_s=0.5",
+    "log_level=WARNING",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChaosSettings:
+    nodes: int = 5
+    duration_s: float = 60.0
+    seed: int = 0
+    clients: int = 8
+    keys: int = 16
+    max_impaired: int = 0  # 0: a minority, (nodes - 1) // 2
+    kinds: tuple[str, ...] = KINDS
+    converge_s: float = 120.0
+    urls: tuple[str, ...] = ()  # target running nodes: workload and checks, no faults
+    data_dir: Path | None = None
+
+
+@dataclass
+class Report:
+    settings: ChaosSettings
+    history: carts.History
+    verdict: carts.Verdict
+    faults: FaultLog
+    converged_after_s: float | None
+    unconverged: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed and self.converged_after_s is not None
+
+    def text(self) -> str:
+        h, v, s = self.history, self.verdict, self.settings
+        conv = f"{self.converged_after_s:.1f}s" if self.converged_after_s is not None else "never"
+        lines = [
+            f"chaos run: {'PASS' if self.passed else 'FAIL'} (seed {s.seed})",
+            f"  nodes {s.nodes}, clients {s.clients}, keys {s.keys}, duration {s.duration_s:.0f}s",
+            f"  ops {h.ops}, acknowledged {h.acknowledged}, indeterminate {h.indeterminate_count},"
+            f" refused {h.refused}, reads failed {h.reads_failed}",
+            f"  lost {v.lost_count}, server errors {len(v.bugs)}, max siblings {h.max_siblings},"
+            f" siblings that were not concurrent {len(v.not_concurrent)}",
+            f"  converged {conv} after healing",
+            f"  faults applied {len(self.faults.applied)}: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(self.faults.counts().items())),
+        ]
+        for key, ids in sorted(v.lost.items()):
+            lines.append(f"  LOST {key}: {sorted(ids)[:10]}")
+        lines += [f"  DIVERGED {k}" for k in self.unconverged[:10]]
+        lines += [f"  SERVER ERROR {b}" for b in v.bugs[:5]]
+        return "\n".join(lines)
+
+
+class Progress:
+    """One live line on a terminal (plain lines every 10 s otherwise)."""
+
+    def __init__(self, out: TextIO, total_s: float) -> None:
+        self.out = out
+        self.total_s = total_s
+        self.tty = out.isatty()
+        self.last = 0.0
+
+    def show(self, elapsed: float, history: carts.History, faults: Faults | None) -> None:
+        if not self.tty and elapsed - self.last < 10:
+            return
+        self.last = elapsed
+        width = 30
+        done = min(width, int(width * elapsed / self.total_s))
+        impaired = ",".join(
+            f"{n}:{k}" for n, k in sorted((faults.impaired if faults else {}).items())
+        )
+        n_faults = len(faults.log.applied) if faults else 0
+        line = (
+            f"[{'#' * done}{'.' * (width - done)}] {elapsed:4.0f}/{self.total_s:.0f}s"
+            f" ops {history.ops} acked {history.acknowledged}"
+            f" indet {history.indeterminate_count} faults {n_faults} {impaired}"
+        )
+        self.out.write(("\r" + line.ljust(110)) if self.tty else line + "\n")
+        self.out.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+
+
+class Workload:
+    def __init__(self, urls: list[str], session: aiohttp.ClientSession) -> None:
+        self.clients = {u: AsyncClient(u, session=session, timeout_s=6.0) for u in urls}
+        self.live: list[str] = list(urls)
+
+    async def get(self, key: str, url: str) -> tuple[list[bytes], bytes | None]:
+        try:
+            obj = await self.clients[url].get(BUCKET, key, timeout_ms=4000)
+        except Unavailable as e:
+            raise carts.Indeterminate(str(e))
+        except ServiceError as e:
+            if e.status >= 500:
+                raise carts.ServerBug(f"{e.status} {e.message}")
+            raise carts.Refused(f"{e.status} {e.message}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise carts.Indeterminate(f"{type(e).__name__}: {e}")
+        return [s.content.value for s in obj.live], obj.context
+
+    async def put(self, key: str, value: bytes, context: bytes | None, url: str) -> None:
+        try:
+            await self.clients[url].put(
+                BUCKET,
+                key,
+                value,
+                content_type="application/json",
+                context=context,
+                w="quorum",
+                timeout_ms=4000,
+            )
+        except Unavailable as e:
+            raise carts.Indeterminate(str(e))
+        except ServiceError as e:
+            if e.status >= 500:
+                raise carts.ServerBug(f"{e.status} {e.message}")
+            raise carts.Refused(f"{e.status} {e.message}")
+        except (aiohttp.ClientError, TimeoutError, OSError) as e:
+            raise carts.Indeterminate(f"{type(e).__name__}: {e}")
+
+
+async def run(settings: ChaosSettings, out: TextIO = sys.stderr) -> Report:
+    rng = random.Random(settings.seed)
+    keys = [f"cart{i}" for i in range(settings.keys)]
+    history = carts.History()
+    with tempfile.TemporaryDirectory(prefix="dynamo-chaos-") as tmp:
+        root = settings.data_dir or Path(tmp)
+        cluster: LocalCluster | None = None
+        mesh: LinkMesh | None = None
+        faults: Faults | None = None
+        try:
+            if settings.urls:
+                urls = list(settings.urls)
+            else:
+                cluster = LocalCluster(root, settings.nodes, settings=NODE_SETTINGS)
+                mesh = LinkMesh(
+                    {n.node_id: n.peer_addr for n in cluster.nodes}, random.Random(rng.random())
+                )
+                await mesh.start()
+                for n in cluster.nodes:
+                    routes = ",".join(f"{a}={v}" for a, v in mesh.routes_for(n.node_id).items())
+                    cluster.per_node[n.node_id] = [f"peer_routes={routes}"]
+                await asyncio.to_thread(cluster.start)
+                await asyncio.to_thread(cluster.wait_converged, 60)
+                urls = [n.url for n in cluster.nodes]
+                max_imp = settings.max_impaired or max(1, (settings.nodes - 1) // 2)
+                faults = Faults(
+                    cluster,
+                    mesh,
+                    random.Random(rng.random()),
+                    max_impaired=max_imp,
+                    kinds=settings.kinds,
+                )
+            report = await _drive(settings, rng, keys, history, urls, cluster, faults, out)
+        finally:
+            if mesh is not None:
+                await mesh.close()
+            if cluster is not None:
+                await asyncio.to_thread(cluster.stop)
+        return report
+
+
+async def _drive(
+    settings: ChaosSettings,
+    rng: random.Random,
+    keys: list[str],
+    history: carts.History,
+    urls: list[str],
+    cluster: LocalCluster | None,
+    faults: Faults | None,
+    out: TextIO,
+) -> Report:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    end = start + settings.duration_s
+    progress = Progress(out, settings.duration_s)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        work = Workload(urls, session)
+
+        def client(c: int) -> Any:
+            crng = random.Random(rng.random())
+
+            async def get(key: str) -> tuple[list[bytes], bytes | None]:
+                return await work.get(key, crng.choice(urls))
+
+            async def put(key: str, value: bytes, context: bytes | None) -> None:
+                await work.put(key, value, context, crng.choice(urls))
+
+            async def pause() -> None:
+                await asyncio.sleep(crng.uniform(0.0, 0.05))
+
+            return carts.cart_client(
+                history, c, keys, crng, get, put, lambda: loop.time() < end, pause
+            )
+
+        tasks = [asyncio.ensure_future(client(c)) for c in range(settings.clients)]
+        fault_task = asyncio.ensure_future(faults.run(end - 3)) if faults else None
+        while not all(t.done() for t in tasks):
+            progress.show(loop.time() - start, history, faults)
+            await asyncio.sleep(0.5)
+        progress.show(settings.duration_s, history, faults)
+        progress.done()
+        await asyncio.gather(*tasks)
+        if fault_task is not None:
+            fault_task.cancel()
+            await asyncio.gather(fault_task, return_exceptions=True)
+        if faults is not None:
+            await faults.heal_all()
+        healed = loop.time()
+        converged_after: float | None = None
+        unconverged: list[str] = list(keys)
+        while loop.time() - healed < settings.converge_s:
+            unconverged = await asyncio.to_thread(_divergent, urls, keys)
+            if not unconverged:
+                converged_after = loop.time() - healed
+                break
+            await asyncio.sleep(1.0)
+        final: dict[str, set[str]] = {}
+        for key in keys:
+            try:
+                obj = await work.clients[urls[0]].get(BUCKET, key, r="all", timeout_ms=8000)
+            except (ServiceError, aiohttp.ClientError, TimeoutError) as e:
+                history.bugs.append(f"final read of {key} failed: {e}")
+                continue
+            final[key] = set().union(*(carts.decode_set(s.content.value) for s in obj.live))
+    verdict = carts.check(history, final, unconverged if converged_after is None else [])
+    return Report(
+        settings=settings,
+        history=history,
+        verdict=verdict,
+        faults=faults.log if faults else FaultLog(),
+        converged_after_s=converged_after,
+        unconverged=unconverged if converged_after is None else [],
+    )
+
+
+def _divergent(urls: list[str], keys: list[str]) -> list[str]:
+    """Keys whose primaries do not hold the same copy (context and sibling vtags)."""
+    out = []
+    by_node = {}
+    for u in urls:
+        try:
+            by_node[get_json(u + "/stats", timeout=5)["nodename"]] = u
+        except (OSError, ValueError):
+            return list(keys)
+    for key in keys:
+        try:
+            primaries = get_json(f"{urls[0]}/admin/preflist/{BUCKET}/{key}", timeout=5)["primaries"]
+            copies = set()
+            for p in primaries:
+                local = get_json(f"{by_node[p]}/admin/local/{BUCKET}/{key}", timeout=5)
+                vtags = tuple(sorted(s["vtag"] for s in local.get("siblings", [])))
+                copies.add((local.get("context"), vtags))
+        except (OSError, ValueError, KeyError):
+            out.append(key)
+            continue
+        if len(copies) != 1:
+            out.append(key)
+    return out
+
+
+def main_run(settings: ChaosSettings) -> int:
+    t0 = time.monotonic()
+    report = asyncio.run(run(settings))
+    print(report.text())
+    print(f"  wall time {time.monotonic() - t0:.0f}s")
+    return 0 if report.passed else 1
