@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +50,19 @@ class HandoffStats:
     batches: int = 0
     failures: int = 0
     expired: int = 0
+
+
+def reroute(
+    batch: Batch, primaries: Callable[[bytes], Sequence[str]], is_up: Callable[[str], bool]
+) -> dict[str, Batch]:
+    """Hints held for a node that left the ring: each goes to every current primary of
+    its key that is up (their merge is idempotent, so more copies cost nothing)."""
+    per_node: dict[str, Batch] = {}
+    for objkey, raw in batch:
+        for node in primaries(objkey):
+            if is_up(node):
+                per_node.setdefault(node, []).append((objkey, raw))
+    return per_node
 
 
 def take_batch(

@@ -17,9 +17,21 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from ring.ring import Ring
+
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[bytes, bytes]]
+
+
+def new_holders(current: Ring, future: Ring, node_id: str, pos: int, n_val: int) -> list[str]:
+    """The nodes a leaving ``node_id`` must hand a key at ``pos`` to: primaries of the
+    ``future`` ring (``current.without(node_id)``) that are not primaries now. None if
+    the key is not ours to hand over (we are not one of its primaries)."""
+    now = current.primaries(pos, n_val)
+    if node_id not in now:
+        return []
+    return [x for x in future.primaries(pos, n_val) if x not in now]
 
 
 class TransferSource(Protocol):

@@ -171,6 +171,10 @@ class Ring:
         """Short hex digest of the canonical (members, weights, tokens_per_node)."""
         return self._ring_hash
 
+    def without(self, node: str) -> Ring:
+        """The future ring once ``node`` has left: what a leave transfer plans over."""
+        return Ring({n: w for n, w in self._weights.items() if n != node}, self._tokens_per_node)
+
     def __len__(self) -> int:
         return len(self._weights)
 

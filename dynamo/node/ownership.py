@@ -23,8 +23,8 @@ from dynamo.storage.contract import StoreAPI
 from gossip.aae_service import AntiEntropyService
 from gossip.antientropy import AntiEntropy, Entry, spec_hash
 from gossip.membership import LEAVING
-from handoff.delivery import Batch, HintDeliveryService
-from handoff.transfer import LeaveTransfer, TransferProgress
+from handoff.delivery import Batch, HintDeliveryService, reroute
+from handoff.transfer import LeaveTransfer, TransferProgress, new_holders
 from ring.position import decode_bkey
 from ring.ring import Ring
 
@@ -173,12 +173,11 @@ class Ownership:
     async def _reroute(self, batch: Batch) -> None:
         """Hints for a node that left: every current primary that is up gets them."""
         ring = self.cluster.ring
-        per_node: dict[str, Batch] = {}
-        for objkey, raw in batch:
-            pos = int.from_bytes(objkey[:8], "big")
-            for node in ring.primaries(pos, self.n_val_of(objkey)):
-                if self.cluster.is_up(node):
-                    per_node.setdefault(node, []).append((objkey, raw))
+        per_node = reroute(
+            batch,
+            lambda objkey: ring.primaries(int.from_bytes(objkey[:8], "big"), self.n_val_of(objkey)),
+            self.cluster.is_up,
+        )
         if not per_node:
             raise RuntimeError("no primary is up for these hints")
         await self._send_all(per_node)
@@ -215,26 +214,22 @@ class Ownership:
         """Hand every object over to its future replicas; retries until done."""
         progress = self._load_leave_progress()
         progress.total = max(progress.total, self.store.property_int("rocksdb.estimate-num-keys"))
-        members = {n: w for n, w in self.cluster.ring.weights.items() if n != self.node_id}
-        future = Ring(members, self.config.tokens_per_node)
-        if not members:
+        future = self.cluster.ring.without(self.node_id)
+        if not len(future):
             log.warning("leaving a cluster of one: there is nobody to hand the data to")
             return
 
-        def new_holders(objkey: bytes) -> list[str]:
+        def holders(objkey: bytes) -> list[str]:
             pos = int.from_bytes(objkey[:8], "big")
-            n = self.n_val_of(objkey)
-            now = self.cluster.ring.primaries(pos, n)
-            if self.node_id not in now:
-                return []
-            return [x for x in future.primaries(pos, n) if x not in now]
+            now = self.cluster.ring  # as it is now; the future ring is fixed at the start
+            return new_holders(now, future, self.node_id, pos, self.n_val_of(objkey))
 
         async def send(node: str, batch: Batch) -> None:
             await self.call(node, "handoff", batch, self.rpc_timeout_s * 4)
 
         self.transfer = LeaveTransfer(
             self.store,
-            new_holders=new_holders,
+            new_holders=holders,
             send=send,
             save=self._save_leave_progress,
             progress=progress,

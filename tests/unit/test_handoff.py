@@ -10,10 +10,11 @@ import pytest
 from dynamo.kv import dvvset
 from dynamo.kv import object as objects
 from dynamo.storage.memory import MemStore
-from handoff.delivery import Batch, HintDeliveryService, take_batch
+from handoff.delivery import Batch, HintDeliveryService, reroute, take_batch
 from handoff.standin import choose_stand_in
-from handoff.transfer import LeaveTransfer, TransferProgress, chunks
+from handoff.transfer import LeaveTransfer, TransferProgress, chunks, new_holders
 from http_api.types import Content
+from ring.ring import Ring
 
 MIB = 1024 * 1024
 
@@ -151,3 +152,31 @@ def test_a_stand_in_is_the_nearest_fallback_not_already_used() -> None:
     assert choose_stand_in(("n4", "n5", "n6"), {"n1", "n4"}) == "n5"
     assert choose_stand_in(("n4",), {"n4"}) is None
     assert choose_stand_in((), set()) is None
+
+
+def test_a_leaving_node_hands_each_key_to_the_primaries_the_future_ring_adds() -> None:
+    ring = Ring({f"n{i}": 1.0 for i in range(1, 6)}, 16)
+    future = ring.without("n1")
+    assert "n1" not in future.members
+    assert len(future) == 4
+    moved = 0
+    for pos in range(0, 2**64, 2**58):
+        holders = new_holders(ring, future, "n1", pos, 3)
+        now = ring.primaries(pos, 3)
+        if "n1" not in now:
+            assert holders == []
+        else:
+            assert len(holders) == 1  # exactly the one node that replaces n1
+            assert holders[0] not in now
+            assert holders[0] in future.primaries(pos, 3)
+            moved += 1
+    assert moved > 0
+
+
+def test_hints_for_a_departed_node_go_to_every_live_primary_of_their_key() -> None:
+    batch = [(key(1), b"a"), (key(2), b"b")]
+    got = reroute(
+        batch, lambda k: ["n2", "n3"] if k == key(1) else ["n3", "n4"], lambda n: n != "n4"
+    )
+    assert got == {"n2": [(key(1), b"a")], "n3": [(key(1), b"a"), (key(2), b"b")]}
+    assert reroute(batch, lambda k: ["n4"], lambda n: False) == {}
