@@ -45,7 +45,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     cluster = LocalCluster(
         Path(args.data_dir),
         args.nodes,
-        settings=[*args.set, f"log_level={args.log_level}"],
+        settings=["preset=local", *args.set, f"log_level={args.log_level}"],
         ports=ports,
         log_to_files=False,
     )

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from dynamo.kv import object as objects
 from dynamo.kv.coordinator import object_key
 from dynamo.node.assembly import Node
-from dynamo.node.config import NodeConfig
+from dynamo.node.config import NodeConfig, with_preset
 from dynamo.node.env import Env
 from dynamo.storage.memory import Disk, MemStore
 from dynamo.tools import carts
@@ -125,21 +125,16 @@ class SimCluster:
 
     def config(self, node_id: str) -> NodeConfig:
         settings: dict[str, Any] = dict(
+            preset="test",
             node_id=node_id,
             data_dir=Path("/nonexistent") / node_id,
             host=node_id,
             peer_port=1,
             seeds=tuple(f"{n}:1" for n in self.ids if n != node_id),
-            request_timeout_ms=2000,
-            rpc_timeout_ms=1000,
-            aae_quiet_interval_s=1.0,
-            handoff_interval_s=0.5,
-            tombstone_grace_s=5.0,
-            maintenance_interval_s=1.0,
             tokens_per_node=16,
         )
         settings.update(self.settings.node)
-        return NodeConfig(**settings)
+        return with_preset(settings)
 
     def env(self, node_id: str) -> Env:
         rng = random.Random(f"{self.seed}/{node_id}/{len(self.work[node_id])}/{self.loop.time()}")
