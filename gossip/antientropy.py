@@ -38,6 +38,8 @@ from typing import Any
 
 import msgpack
 
+from ring.position import storage_key_position
+
 # spec: n_val -> sorted, non-overlapping ranges (lo exclusive, hi inclusive)
 Spec = Mapping[int, list[tuple[int, int]]]
 Entry = tuple[bytes, bytes]  # (objects key, object bytes)
@@ -313,7 +315,7 @@ class AntiEntropy:
         entries: list[Digested] = []
         next_after = after
         for seq, objkey in scanned:
-            pos = int.from_bytes(objkey[:8], "big")
+            pos = storage_key_position(objkey)
             if spec_covers(request.spec, n_val_of(objkey), pos):
                 digest = digest_of(objkey)
                 if digest is not None:

@@ -13,6 +13,9 @@ from ring.position import (
     encode_bkey,
     key_position,
     position_bytes,
+    storage_key,
+    storage_key_bkey,
+    storage_key_position,
 )
 from ring.ring import (
     DEFAULT_TOKENS_PER_NODE,
@@ -36,4 +39,7 @@ __all__ = [
     "key_position",
     "moved_share",
     "position_bytes",
+    "storage_key",
+    "storage_key_bkey",
+    "storage_key_position",
 ]

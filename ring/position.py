@@ -55,3 +55,20 @@ def position_bytes(pos: int) -> bytes:
     if not 0 <= pos < RING_SIZE:
         raise ValueError(f"position {pos} is outside the ring [0, 2**64)")
     return pos.to_bytes(_POSITION_BYTES, "big")
+
+
+def storage_key(bucket: bytes, key: bytes) -> tuple[int, bytes]:
+    """``(bucket, key)``'s position and its storage key: the position's 8 bytes, then
+    the encoded ``(bucket, key)`` (so storage keys sort by ring position)."""
+    pos = key_position(bucket, key)
+    return pos, position_bytes(pos) + encode_bkey(bucket, key)
+
+
+def storage_key_position(skey: bytes) -> int:
+    """The ring position a storage key starts with."""
+    return int.from_bytes(skey[:_POSITION_BYTES], "big")
+
+
+def storage_key_bkey(skey: bytes) -> tuple[bytes, bytes]:
+    """The ``(bucket, key)`` of a storage key."""
+    return decode_bkey(skey[_POSITION_BYTES:])

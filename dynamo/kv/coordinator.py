@@ -47,7 +47,7 @@ from http_api.errors import (
     Unavailable,
 )
 from http_api.types import BucketProps, Content, DeleteOptions, FetchResult, GetOptions, PutOptions
-from ring.position import decode_bkey, encode_bkey, key_position, position_bytes
+from ring.position import storage_key, storage_key_bkey
 from ring.ring import Ring, Role
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,6 @@ class Membership(Protocol):
     def ring(self) -> Ring: ...
 
     def down(self) -> frozenset[str]: ...
-
-
-def object_key(bucket: bytes, key: bytes) -> tuple[int, bytes]:
-    pos = key_position(bucket, key)
-    return pos, position_bytes(pos) + encode_bkey(bucket, key)
 
 
 class Coordinator:
@@ -177,7 +172,7 @@ class Coordinator:
     async def get(self, bucket: bytes, key: bytes, opts: GetOptions) -> FetchResult:
         t0 = self.env.monotonic()
         props = self.props(bucket)
-        pos, objkey = object_key(bucket, key)
+        pos, objkey = storage_key(bucket, key)
         targets, n_eff = self._targets(pos, props, "R")
         r = self._quorum("r", opts.r, props.r, props, n_eff)
         pr = self._quorum("pr", opts.pr, props.pr, props, n_eff)
@@ -297,7 +292,7 @@ class Coordinator:
 
     @staticmethod
     def _bucket_of(objkey: bytes) -> bytes:
-        return decode_bkey(objkey[8:])[0]
+        return storage_key_bkey(objkey)[0]
 
     # --- PUT ----------------------------------------------------------------------------------
 
@@ -325,7 +320,7 @@ class Coordinator:
         """The write; returns the coordinator's new copy (``None`` if forwarded without body)."""
         t0 = self.env.monotonic()
         props = self.props(bucket)
-        pos, objkey = object_key(bucket, key)
+        pos, objkey = storage_key(bucket, key)
         targets, n_eff = self._targets(pos, props, "W")
         w = self._quorum("w", opts.w, props.w, props, n_eff)
         pw = self._quorum("pw", opts.pw, props.pw, props, n_eff)

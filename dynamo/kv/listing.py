@@ -15,7 +15,7 @@ from dynamo.kv.replica import Replica
 from dynamo.net.rpc import RpcError
 from dynamo.node.cluster import Cluster
 from http_api.errors import Unavailable
-from ring.position import decode_bkey
+from ring.position import storage_key_bkey, storage_key_position
 
 KEYS_PAGE = 1000
 
@@ -63,10 +63,10 @@ class Listing:
         n_val = self.cluster.bucket_props(bucket).n_val
         out: list[bytes] = []
         for objkey, raw in self.replica.store.scan(after + b"\x00" if after else b""):
-            b, k = decode_bkey(objkey[8:])
+            b, k = storage_key_bkey(objkey)
             if b != bucket:
                 continue
-            pos = int.from_bytes(objkey[:8], "big")
+            pos = storage_key_position(objkey)
             first = next((n for n in ring.primaries(pos, n_val) if n not in down_set), None)
             if first != self.node_id or objects.is_tombstone(objects.decode(raw)[0]):
                 continue

@@ -26,7 +26,7 @@ from dynamo.kv import object as objects
 from dynamo.kv.object import Obj
 from dynamo.storage.contract import StoreAPI
 from http_api.types import Content
-from ring.position import decode_bkey
+from ring.position import storage_key_bkey
 
 META_EPOCH_BASE = b"epoch_base"
 META_EPOCH_LEASE = b"epoch_lease"
@@ -280,7 +280,7 @@ class Replica:
     def live_keys(self, bucket: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """(bucket, key) of every live primary object, optionally of one bucket."""
         for objkey, raw in self.store.scan():
-            b, k = decode_bkey(objkey[8:])
+            b, k = storage_key_bkey(objkey)
             if bucket is not None and b != bucket:
                 continue
             obj, _ = objects.decode(raw)

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from dynamo.kv import object as objects
-from dynamo.kv.coordinator import Coordinator, object_key
+from dynamo.kv.coordinator import Coordinator
 from dynamo.kv.listing import Listing
 from dynamo.kv.peer_handlers import PeerHandlers
 from dynamo.kv.replica import Replica
@@ -39,6 +39,7 @@ from http_api.types import (
     GetOptions,
     PutOptions,
 )
+from ring.position import storage_key
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ class Node:
         self.cluster.set_bucket_props(bucket, None)
 
     def local_copy(self, bucket: bytes, key: bytes) -> FetchResult | None:
-        obj = self.replica.local_copy(object_key(bucket, key)[1])
+        obj = self.replica.local_copy(storage_key(bucket, key)[1])
         return None if obj is None else objects.to_fetch_result(obj)
 
     def stats(self) -> dict[str, Any]:

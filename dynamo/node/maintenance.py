@@ -24,6 +24,7 @@ from dynamo.kv import object as objects
 from dynamo.node.env import REAL, Env
 from dynamo.storage.contract import REAPED_PREFIX, TOMB_PREFIX, StoreAPI
 from gossip.antientropy import AntiEntropy
+from ring.position import storage_key_position
 from ring.ring import Ring
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class Maintenance:
             newest = max(c.last_modified_us for c in dvvset.values(obj)) / 1e6
             if now - newest < self.grace_s:
                 continue
-            pos = int.from_bytes(objkey[:8], "big")
+            pos = storage_key_position(objkey)
             n_val = self.n_val_of(objkey)
             primaries = ring.primaries(pos, n_val)
             if self.node_id not in primaries:
@@ -150,7 +151,7 @@ class Maintenance:
         for objkey, raw in self.store.scan(self._cursor + b"\x00" if self._cursor else b""):
             scanned += 1
             last = objkey
-            pos = int.from_bytes(objkey[:8], "big")
+            pos = storage_key_position(objkey)
             n_val = self.n_val_of(objkey)
             primaries = ring.primaries(pos, n_val)
             if self.node_id in primaries:

@@ -25,7 +25,7 @@ from gossip.antientropy import AntiEntropy, Entry, spec_hash
 from gossip.membership import LEAVING
 from handoff.delivery import Batch, HintDeliveryService, reroute
 from handoff.transfer import LeaveTransfer, TransferProgress, new_holders
-from ring.position import decode_bkey
+from ring.position import storage_key_bkey, storage_key_position
 from ring.ring import Ring
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class Ownership:
     # --- Anti-entropy -------------------------------------------------------------------------
 
     def n_val_of(self, objkey: bytes) -> int:
-        return self.cluster.bucket_props(decode_bkey(objkey[8:])[0]).n_val
+        return self.cluster.bucket_props(storage_key_bkey(objkey)[0]).n_val
 
     def spec(self) -> dict[int, list[tuple[int, int]]]:
         """The ranges this node replicates, per n_val in use."""
@@ -136,7 +136,7 @@ class Ownership:
         changed = 0
         for i, (objkey, raw) in enumerate(entries):
             obj, _ = objects.decode(raw)
-            allow_mult = self.cluster.bucket_props(decode_bkey(objkey[8:])[0]).allow_mult
+            allow_mult = self.cluster.bucket_props(storage_key_bkey(objkey)[0]).allow_mult
             _, c = self.replica.write(objkey, obj, None, allow_mult)
             changed += c
             if i % APPLY_YIELD_EVERY == APPLY_YIELD_EVERY - 1:
@@ -175,7 +175,7 @@ class Ownership:
         ring = self.cluster.ring
         per_node = reroute(
             batch,
-            lambda objkey: ring.primaries(int.from_bytes(objkey[:8], "big"), self.n_val_of(objkey)),
+            lambda objkey: ring.primaries(storage_key_position(objkey), self.n_val_of(objkey)),
             self.cluster.is_up,
         )
         if not per_node:
@@ -220,7 +220,7 @@ class Ownership:
             return
 
         def holders(objkey: bytes) -> list[str]:
-            pos = int.from_bytes(objkey[:8], "big")
+            pos = storage_key_position(objkey)
             now = self.cluster.ring  # as it is now; the future ring is fixed at the start
             return new_holders(now, future, self.node_id, pos, self.n_val_of(objkey))
 

@@ -358,3 +358,16 @@ def test_moved_share_of_identical_rings_is_zero_and_symmetric() -> None:
     assert moved_share(FIVE, Ring(FIVE.members)) == 0.0
     assert moved_share(FIVE, six) == moved_share(six, FIVE)
     assert 0.0 < moved_share(FIVE, six, n=1) < moved_share(FIVE, six, n=3) <= 1.0
+
+
+def test_a_storage_key_starts_with_its_position_and_gives_back_bucket_and_key() -> None:
+    from ring.position import key_position, storage_key, storage_key_bkey, storage_key_position
+
+    pos, skey = storage_key(b"bucket", b"k/1")
+    assert pos == key_position(b"bucket", b"k/1")
+    assert storage_key_position(skey) == pos
+    assert storage_key_bkey(skey) == (b"bucket", b"k/1")
+    assert sorted([storage_key(b"b", b"x")[1], storage_key(b"b", b"y")[1]]) == sorted(
+        [storage_key(b"b", b"y")[1], storage_key(b"b", b"x")[1]],
+        key=storage_key_position,
+    )

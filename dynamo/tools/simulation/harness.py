@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dynamo.kv import object as objects
-from dynamo.kv.coordinator import object_key
 from dynamo.node.assembly import Node
 from dynamo.node.config import NodeConfig, with_preset
 from dynamo.node.env import Env
@@ -28,6 +27,7 @@ from dynamo.tools.simulation.loop import Deadlock, Livelock, VirtualTimeLoop
 from dynamo.tools.simulation.network import NetConfig, Network, SimRpc
 from http_api.errors import ServiceError, Unavailable
 from http_api.types import Content, GetOptions, PutOptions
+from ring.position import storage_key
 
 T = TypeVar("T")
 EPOCH = 1_800_000_000.0  # the simulated wall clock starts here
@@ -362,7 +362,7 @@ async def _scenario(
 def _divergent(sim: SimCluster, keys: list[str]) -> list[str]:
     out = []
     for key in keys:
-        pos, objkey = object_key(BUCKET, key.encode())
+        pos, objkey = storage_key(BUCKET, key.encode())
         ring = next(iter(sim.nodes.values())).cluster.ring
         copies = set()
         for p in ring.primaries(pos, 3):

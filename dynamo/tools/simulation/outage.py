@@ -28,12 +28,12 @@ from functools import partial
 from typing import TypeVar
 
 from dynamo.kv import object as objects
-from dynamo.kv.coordinator import object_key
 from dynamo.tools.simulation.harness import BUCKET, SimCluster, SimSettings, on_virtual_time
 from dynamo.tools.simulation.loop import Deadlock, Livelock
 from dynamo.tools.simulation.network import NetConfig
 from http_api.errors import ServiceError
 from http_api.types import Content, DeleteOptions, GetOptions, PutOptions
+from ring.position import storage_key
 
 GRACE_S = 5.0
 MARKER_TTL_S = 40.0
@@ -102,9 +102,9 @@ async def _scenario(seed: int, out: OutageOutcome, bug: str | None) -> None:
     keys = [
         k
         for k in (f"k{i}".encode() for i in range(256))
-        if set(ring.primaries(object_key(BUCKET, k)[0], 3)) == {x, *others}
+        if set(ring.primaries(storage_key(BUCKET, k)[0], 3)) == {x, *others}
     ][: rng.randint(2, 5)]
-    positions = {k: object_key(BUCKET, k) for k in keys}
+    positions = {k: storage_key(BUCKET, k) for k in keys}
     out.steps.append(f"X={x} S={s} keys={[k.decode() for k in keys]}")
 
     sim.crash(x, power_loss=False)
