@@ -45,7 +45,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dynamo.tools.localcluster import LocalCluster, NodeProcess, WaitTimeout, get_json, wait_for
+from dynamo.tools.localcluster import LocalCluster, NodeProcess, WaitTimeout, wait_for
+from http_api.admin import get_json
 
 BUCKET = "aae"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import ctypes
 import json
 import logging
 import os
 import signal
-import ssl
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from dynamo.node import config as config_mod
+from http_api.admin import AdminClient, AdminError
 
 log = logging.getLogger("dynamo")
 
@@ -171,45 +168,24 @@ def cmd_start(args: argparse.Namespace) -> int:
 # --- status, members, ring, join, leave -----------------------------------------------------------
 
 
-def http_json(
-    url: str,
-    method: str = "GET",
-    body: Any = None,
-    timeout: float = 10,
-    headers: dict[str, str] | None = None,
-    context: ssl.SSLContext | None = None,
-) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
-        return json.loads(resp.read() or b"null")
-
-
-def admin_access(args: argparse.Namespace) -> tuple[dict[str, str], ssl.SSLContext | None]:
-    """Credentials and TLS trust for the admin commands (flags, else DYNAMO_* variables)."""
-    headers = {}
-    token = args.token or os.environ.get("DYNAMO_HTTP_AUTH_TOKEN", "")
-    basic = args.basic or os.environ.get("DYNAMO_HTTP_AUTH_BASIC", "")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    elif basic:
-        headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
-    ca = args.ca_file or os.environ.get("DYNAMO_CA_FILE", "")
-    return headers, ssl.create_default_context(cafile=ca) if ca else None
+def admin_client(args: argparse.Namespace) -> AdminClient:
+    """The node at ``--url`` with the admin commands' credentials and TLS trust (flags,
+    else the DYNAMO_* variables)."""
+    return AdminClient(
+        args.url,
+        token=args.token or os.environ.get("DYNAMO_HTTP_AUTH_TOKEN", ""),
+        basic=args.basic or os.environ.get("DYNAMO_HTTP_AUTH_BASIC", ""),
+        ca_file=args.ca_file or os.environ.get("DYNAMO_CA_FILE", ""),
+    )
 
 
 def _admin(args: argparse.Namespace, path: str, method: str = "GET", body: Any = None) -> Any:
-    headers, context = admin_access(args)
     try:
-        return http_json(
-            args.url.rstrip("/") + path, method, body, headers=headers, context=context
-        )
-    except urllib.error.HTTPError as e:
-        print(f"dynamo: {e.code} {e.read().decode(errors='replace').strip()}", file=sys.stderr)
+        return admin_client(args).request(method, path, body)
+    except AdminError as e:
+        print(f"dynamo: {e.status} {e.text}", file=sys.stderr)
         raise SystemExit(1)
-    except (urllib.error.URLError, OSError) as e:
+    except OSError as e:
         print(f"dynamo: cannot reach {args.url}: {e}", file=sys.stderr)
         raise SystemExit(1)
 
@@ -276,8 +252,7 @@ def cmd_leave(args: argparse.Namespace) -> int:
     from dynamo.tools.leave_cli import follow_leave
 
     started = _admin(args, "/admin/leave", "POST", {})
-    headers, context = admin_access(args)
-    return follow_leave(args.url, started, args.timeout, headers, context)
+    return follow_leave(admin_client(args), started, args.timeout)
 
 
 # --- main -------------------------------------------------------------------------------------

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import ssl
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
+
+from http_api.admin import AdminClient
 
 POLL_S = 0.5
 
 
-def follow_leave(
-    url: str,
-    started: Any,
-    timeout_s: float,
-    headers: dict[str, str] | None = None,
-    context: ssl.SSLContext | None = None,
-) -> int:
+def follow_leave(node_client: AdminClient, started: Any, timeout_s: float) -> int:
     """Print progress until the node reports ``left`` or stops answering."""
-    base = url.rstrip("/")
-
-    def _get(target: str) -> Any:
-        req = urllib.request.Request(target, headers=headers or {})
-        with urllib.request.urlopen(req, timeout=5, context=context) as resp:
-            return json.loads(resp.read())
 
     node = started.get("node", "?")
     print(f"{node}: {started.get('status')}", flush=True)
@@ -34,9 +20,9 @@ def follow_leave(
     last = ""
     while time.monotonic() < deadline:
         try:
-            handoff = _get(base + "/admin/handoff")
-            members = _get(base + "/admin/members")
-        except (urllib.error.URLError, OSError, ValueError):
+            handoff = node_client.get("/admin/handoff", timeout_s=5)
+            members = node_client.get("/admin/members", timeout_s=5)
+        except (OSError, ValueError):
             print(f"{node}: left the cluster and stopped", flush=True)
             return 0
         me: dict[str, Any] = next((m for m in members["members"] if m["node"] == node), {})

@@ -6,7 +6,6 @@ Every wait polls a condition with a deadline; nothing sleeps on luck.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -19,6 +18,8 @@ from collections.abc import Callable, Sequence
 from http.client import HTTPConnection, HTTPException
 from pathlib import Path
 from typing import Any, TypeVar
+
+from http_api.admin import get_json
 
 T = TypeVar("T")
 
@@ -77,13 +78,6 @@ def http(
         return resp.status, dict(resp.getheaders()), resp.read()
     finally:
         conn.close()
-
-
-def get_json(url: str, timeout: float = 10) -> Any:
-    status, _, body = http("GET", url, timeout=timeout)
-    if status != 200:
-        raise ValueError(f"GET {url}: {status} {body[:200]!r}")
-    return json.loads(body)
 
 
 class NodeProcess:

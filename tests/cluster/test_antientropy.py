@@ -10,7 +10,8 @@ from http.client import HTTPConnection
 
 import pytest
 
-from dynamo.tools.localcluster import LocalCluster, NodeProcess, get_json, http, wait_for
+from dynamo.tools.localcluster import LocalCluster, NodeProcess, http, wait_for
+from http_api.admin import get_json
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster

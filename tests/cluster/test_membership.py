@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from dynamo.tools.localcluster import NodeProcess, get_json, http, wait_for
+from dynamo.tools.localcluster import NodeProcess, http, wait_for
+from http_api.admin import get_json
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dynamo.tools.localcluster import LocalCluster, NodeProcess, get_json, http, wait_for
+from dynamo.tools.localcluster import LocalCluster, NodeProcess, http, wait_for
+from http_api.admin import get_json
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster

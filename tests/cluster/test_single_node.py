@@ -8,7 +8,8 @@ import socket
 
 import pytest
 
-from dynamo.tools.localcluster import LocalCluster, NodeProcess, get_json, http
+from dynamo.tools.localcluster import LocalCluster, NodeProcess, http
+from http_api.admin import get_json
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from dynamo.tools.localcluster import get_json, wait_for
+from dynamo.tools.localcluster import wait_for
+from http_api.admin import get_json
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]

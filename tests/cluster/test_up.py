@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dynamo.tools.localcluster import free_ports, get_json, http, wait_for
+from dynamo.tools.localcluster import free_ports, http, wait_for
+from http_api.admin import get_json
 
 pytestmark = pytest.mark.cluster
 

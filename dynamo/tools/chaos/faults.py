@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dynamo.tools.chaos.proxy import LinkMesh
-from dynamo.tools.localcluster import LocalCluster, NodeProcess, get_json
+from dynamo.tools.localcluster import LocalCluster, NodeProcess
+from http_api.admin import get_json
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ import aiohttp
 from dynamo.tools import carts
 from dynamo.tools.chaos.faults import KINDS, FaultLog, Faults
 from dynamo.tools.chaos.proxy import LinkMesh
-from dynamo.tools.localcluster import LocalCluster, get_json
+from dynamo.tools.localcluster import LocalCluster
+from http_api.admin import get_json
 from http_api.client import AsyncClient
 from http_api.errors import ServiceError, Unavailable
 
