@@ -344,9 +344,9 @@ class Node:
             "rocksdb_estimated_keys": self.db.property_int("rocksdb.estimate-num-keys"),
             "rocksdb_memtable_bytes": self.db.property_int("rocksdb.cur-size-all-mem-tables"),
         }
-        if self.http_limit is not None:
-            out["http_in_flight"] = self.http_limit.in_flight
-            out["http_overload_refused_total"] = self.http_limit.refused
+        limit = self.http_limit  # None when the node serves no HTTP (a simulation)
+        out["http_in_flight"] = limit.in_flight if limit is not None else 0
+        out["http_overload_refused_total"] = limit.refused if limit is not None else 0
         return out
 
     def metrics(self) -> bytes:

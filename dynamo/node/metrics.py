@@ -35,7 +35,9 @@ class NodeView(Protocol):
     def extra_metrics(self) -> dict[str, Any]: ...
 
 
-_COUNTERS = {
+# The one registry of what a node counts: every key of /stats that /metrics exports,
+# with its help text. tests/sim/test_stats_registry.py holds the two to each other.
+COUNTERS = {
     "node_gets_total": "Quorum reads coordinated by this node",
     "node_puts_total": "Quorum writes coordinated by this node",
     "read_repairs_total": "Replicas repaired after a read",
@@ -56,6 +58,7 @@ _COUNTERS = {
     "aae_bytes_sent_total": "Bytes of objects sent by anti-entropy",
     "aae_objects_received_total": "Objects received by anti-entropy",
     "aae_bytes_received_total": "Bytes of objects received by anti-entropy",
+    "aae_objects_changed_total": "Objects anti-entropy changed here (copies we lacked)",
     "tombstones_reaped_total": "Tombstones deleted for good",
     "objects_dropped_total": "Objects dropped after ownership moved",
     "http_overload_refused_total": "Requests refused with 503 above the concurrency limit",
@@ -65,7 +68,7 @@ _COUNTERS = {
     "aae_failed_rounds_total": "Anti-entropy rounds that failed",
     "aae_objects_oversized_total": "Objects too large for one message, skipped by anti-entropy",
 }
-_GAUGES = {
+GAUGES = {
     "hints_pending": "Hints held for other nodes",
     "aae_lag_max": "Largest anti-entropy lag behind a peer, in log entries",
     "transfers_in_progress": "Hint deliveries and leave transfers running",
@@ -131,11 +134,11 @@ class _NodeCollector(Collector):
             requests.add_metric([op, str(status)], float(n))
         yield requests
         s = {**self.node.stats(), **self.node.extra_metrics()}
-        for name, doc in _COUNTERS.items():
+        for name, doc in COUNTERS.items():
             c = CounterMetricFamily(f"dynamo_{name.removesuffix('_total')}", doc)
             c.add_metric([], float(s.get(name, 0)))
             yield c
-        for name, doc in _GAUGES.items():
+        for name, doc in GAUGES.items():
             g = GaugeMetricFamily(f"dynamo_{name}", doc)
             g.add_metric([], float(s.get(name, 0)))
             yield g
