@@ -179,12 +179,18 @@ class GossipService:
     def _applied(self, updates: list[Update]) -> None:
         if not updates:
             return
-        now = self.clock()
-        for u in updates:
-            if u.new_generation:
-                self.detector.reset(u.node)
-                self.detector.heartbeat(u.node, now)
-            elif u.key == KEY_HEARTBEAT:
-                self.detector.heartbeat(u.node, now)
+        observe(self.detector, updates, self.clock())
         if self.on_updates is not None:
             self.on_updates(updates)
+
+
+def observe(detector: PhiAccrualDetector, updates: list[Update], now: float) -> None:
+    """Feed applied updates to the failure detector: a new generation (a restart) starts
+    its history afresh and counts as heard from; a heartbeat is an arrival. The one
+    apply path, shared by the service and the simulator (``gossip.sim``)."""
+    for u in updates:
+        if u.new_generation:
+            detector.reset(u.node)
+            detector.heartbeat(u.node, now)
+        elif u.key == KEY_HEARTBEAT:
+            detector.heartbeat(u.node, now)

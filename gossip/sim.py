@@ -22,7 +22,6 @@ from gossip.peers import choose_peer
 from gossip.phi import PhiAccrualDetector
 from gossip.scuttlebutt import (
     DEFAULT_MAX_DELTA_BYTES,
-    KEY_HEARTBEAT,
     GossipMessage,
     Scuttlebutt,
     Update,
@@ -30,6 +29,7 @@ from gossip.scuttlebutt import (
     to_wire,
     wire_kind,
 )
+from gossip.service import observe
 from gossip.testing import FakeNetwork, ManualClock
 
 __all__ = ["SimConfig", "SimNode", "Simulation", "node_name"]
@@ -85,16 +85,13 @@ class SimNode:
         self.sb.set_local("load", {"keys": 0, "bytes": 0})
 
     def observe(self, updates: list[Update], now: float) -> None:
-        """What the shell does with applied updates: feed heartbeats to the detector."""
+        """What the service does with applied updates (``gossip.service.observe``), and
+        the order in which this node came to know its peers."""
         for update in updates:
-            if update.new_generation:
-                if update.node in self._known_set:
-                    self.detector.reset(update.node)
-                else:
-                    self._known_set.add(update.node)
-                    self.known.append(update.node)
-            if update.key == KEY_HEARTBEAT:
-                self.detector.heartbeat(update.node, now)
+            if update.new_generation and update.node not in self._known_set:
+                self._known_set.add(update.node)
+                self.known.append(update.node)
+        observe(self.detector, updates, now)
 
     def choose(self, rng: random.Random, seeds: list[str], now: float) -> str | None:
         live, down = self.detector.split(self.known, now)
