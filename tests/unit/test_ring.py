@@ -54,6 +54,9 @@ def test_public_names_are_pinned() -> None:
         "key_position",
         "moved_share",
         "position_bytes",
+        "storage_key",
+        "storage_key_bkey",
+        "storage_key_position",
     ]
 
 
