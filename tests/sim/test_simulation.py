@@ -163,7 +163,7 @@ def test_when_stats_show_three_ring_members_a_live_replica_is_never_counted_out(
         content = Content(value=b"v", content_type="text/plain", last_modified_us=0)
         await n1.store(BUCKET, b"before", content, None, PutOptions(w="all"))
         sim.crash("n3", power_loss=False)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # virtual time: the report's 0.5 s, deterministic per seed
         refused = []
         for name, aw in (
             ("w=2", n1.store(BUCKET, b"k", content, None, PutOptions(w=2))),
@@ -191,7 +191,7 @@ def test_the_coordinator_stamps_last_modified_on_its_own_clock() -> None:
             await sim.start(n)
         while any(len(node.cluster.ring) < 3 for node in sim.nodes.values()):
             await asyncio.sleep(0.1)
-        await asyncio.sleep(5.0)
+        await asyncio.sleep(5.0)  # virtual time: let the clock move past the start
         content = Content(value=b"v", content_type="text/plain", last_modified_us=1)
         await sim.nodes["n2"].store(BUCKET, b"k", content, None, PutOptions(w=3))
         got = await sim.nodes["n3"].fetch(BUCKET, b"k", GetOptions(r=3))
