@@ -31,6 +31,7 @@ from ring.position import storage_key_bkey
 META_EPOCH_BASE = b"epoch_base"
 META_EPOCH_LEASE = b"epoch_lease"
 EPOCH_LEASE_BLOCK = 10_000
+META_HINTS_DATED = b"hints_dated"  # every hint here carries the time it was first stored
 DEFAULT_HINT_TTL_S = 3 * 86400.0  # NodeConfig.hint_ttl_s
 _U64 = struct.Struct(">Q")
 
@@ -76,11 +77,28 @@ class Replica:
         # After an unclean stop (kill -9, power loss) a primary copy may have lost its
         # last unsynced write, which replicas may hold: stamp with fresh epochs only.
         self._reuse_floor = self._epoch_base if store.clean_start else self._next_epoch
+        self._date_undated_hints()
         self.puts = 0
         self.gets = 0
 
     def _now_ms(self) -> int:
         return int(self.wallclock() * 1000)
+
+    def _date_undated_hints(self) -> None:
+        """Hints stored before hints carried a time (their time field is 0) are dated
+        now, once per data directory: they would otherwise read as expired at once and
+        be dropped on the first start after an upgrade."""
+        if self.store.get_meta(META_HINTS_DATED) is not None:
+            return
+        now_ms = self._now_ms()
+        for target in self.store.hint_counts():
+            after = b""
+            while batch := self.store.hints_for(target, after, 1000):
+                for objkey, raw in batch:
+                    if objects.stored_seq(raw) == 0:
+                        self.store.put_hint(target, objkey, objects.decode(raw)[0], now_ms)
+                after = batch[-1][0]
+        self.store.put_meta(META_HINTS_DATED, b"1", sync=True)
 
     # --- Actors -------------------------------------------------------------------------------
 

@@ -188,3 +188,19 @@ def test_the_estimated_size_is_close_to_the_encoded_size() -> None:
     obj = dvvset.sync(obj, write(Replica(MemStore("n2")), b"b" * 5000))
     encoded = len(objects.encode(obj))
     assert encoded <= objects.stored_size(obj) <= encoded + 200
+
+
+def test_hints_from_before_hints_carried_a_time_are_dated_on_upgrade_not_dropped(
+    store: StoreAPI, clock: Clock
+) -> None:
+    """An earlier release stored hints with a 0 in their time field: read as a time,
+    that is 1970, and the first start after an upgrade would drop every one."""
+    legacy = write(Replica(MemStore("n3")), b"held")
+    store.put_hint("n2", KEY, legacy, 0)  # as the earlier release wrote it
+    upgraded = Replica(store, random.Random(3), wallclock=clock, hint_ttl_s=TTL_S)
+    assert values(upgraded.read(KEY, "n2")) == [b"held"]
+    got = store.get_hint("n2", KEY)
+    assert got is not None
+    assert got[1] == int(clock() * 1000)
+    clock.now += TTL_S + 1
+    assert upgraded.read(KEY, "n2") is None  # and it expires from then on
