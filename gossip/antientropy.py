@@ -140,7 +140,12 @@ class FetchReply:
 
 
 def fetch_reply_to_wire(r: FetchReply) -> list[Any]:
-    return [r.handled, [list(e) for e in r.entries], [list(o) for o in r.oversized]]
+    """``[handled, entries]``, plus ``oversized`` only when there are any: a peer of the
+    first release reads exactly two fields, so a rolling upgrade keeps working."""
+    out: list[Any] = [r.handled, [list(e) for e in r.entries]]
+    if r.oversized:
+        out.append([list(o) for o in r.oversized])
+    return out
 
 
 def fetch_reply_from_wire(x: Any) -> FetchReply:

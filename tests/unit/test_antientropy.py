@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gossip.antientropy import (
     AntiEntropy,
+    FetchReply,
     PullReply,
     fetch_reply_from_wire,
     fetch_reply_to_wire,
@@ -204,6 +205,15 @@ def test_an_object_larger_than_a_message_is_skipped_and_named_not_a_stall() -> N
     b2 = AntiEntropy("b", "ib", max_object_bytes=len(keys[1]) + len(log.get_raw(keys[1]) or b""))
     got = b2.fetch([keys[1]], log.get_raw, 10)
     assert (got.handled, [k for k, _ in got.entries], got.oversized) == (1, [keys[1]], ())
+
+
+def test_a_fetch_reply_without_oversized_objects_keeps_the_first_releases_two_fields() -> None:
+    reply = FetchReply(handled=1, entries=((b"k", b"v"),))
+    assert fetch_reply_to_wire(reply) == [1, [[b"k", b"v"]]]
+    handled, entries = fetch_reply_to_wire(reply)  # what a first-release peer does
+    assert (handled, entries) == (1, [[b"k", b"v"]])
+    oversized = FetchReply(handled=1, entries=(), oversized=((b"k", 9),))
+    assert fetch_reply_from_wire(fetch_reply_to_wire(oversized)) == oversized
 
 
 def test_a_fetch_reply_of_the_first_release_still_decodes() -> None:
