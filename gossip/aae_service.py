@@ -18,12 +18,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from gossip.antientropy import (
+    METHOD_FETCH,
+    METHOD_PULL,
     AntiEntropy,
     AntiEntropyError,
     Entry,
+    FetchRequest,
     PullReply,
     fetch_reply_from_wire,
     fetch_reply_to_wire,
+    fetch_request_from_wire,
+    fetch_request_to_wire,
     reply_from_wire,
     reply_to_wire,
     request_from_wire,
@@ -131,13 +136,14 @@ class AntiEntropyService:
         self.rounds += 1
         request = self.core.pull_request(peer, self.spec())
         try:
-            raw = await self.call(peer, "aae_pull", request_to_wire(request))
+            raw = await self.call(peer, METHOD_PULL, request_to_wire(request))
             reply: PullReply = reply_from_wire(raw)
             wanted = [k for k, d in reply.entries if self.replica_log.digest(k) != d]
             progress = self.core.progress(peer)
             while wanted:
+                ask = FetchRequest(tuple(wanted), self.core.max_round_bytes)
                 fetched = fetch_reply_from_wire(
-                    await self.call(peer, "aae_fetch", [wanted, self.core.max_round_bytes])
+                    await self.call(peer, METHOD_FETCH, fetch_request_to_wire(ask))
                 )
                 if fetched.handled <= 0:
                     raise AntiEntropyError("a fetch that handled nothing")
@@ -193,10 +199,7 @@ class AntiEntropyService:
         return reply_to_wire(reply)
 
     def handle_fetch(self, body: Any, peer: str = "") -> Any:
-        try:
-            objkeys, max_bytes = body
-            keys = [bytes(k) for k in objkeys]
-            budget = max(1024, min(int(max_bytes), 64 * 1024 * 1024))
-        except (TypeError, ValueError) as e:
-            raise AntiEntropyError(f"malformed fetch: {e}") from e
-        return fetch_reply_to_wire(self.core.fetch(keys, self.replica_log.get_raw, budget))
+        ask = fetch_request_from_wire(body)
+        return fetch_reply_to_wire(
+            self.core.fetch(list(ask.keys), self.replica_log.get_raw, ask.max_bytes)
+        )

@@ -44,6 +44,9 @@ from ring.position import storage_key_position
 Spec = Mapping[int, list[tuple[int, int]]]
 Entry = tuple[bytes, bytes]  # (objects key, object bytes)
 Digested = tuple[bytes, bytes]  # (objects key, digest of the object's history)
+#: The node-to-node methods of an exchange: pull a log window, fetch the objects wanted.
+METHOD_PULL = "aae_pull"
+METHOD_FETCH = "aae_fetch"
 FETCH_MAX_KEYS = 500
 DEFAULT_SCAN_LIMIT = 1000
 DEFAULT_MAX_OBJECT_BYTES = 63 * 1024 * 1024  # the largest object one message can carry
@@ -130,6 +133,26 @@ def request_from_wire(x: Any) -> PullRequest:
 
 def reply_to_wire(r: PullReply) -> list[Any]:
     return [r.incarnation, r.head, r.next_after, r.complete, [list(e) for e in r.entries]]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    keys: tuple[bytes, ...]  # the storage keys wanted, in the order of the pull reply
+    max_bytes: int  # the reply's budget (one object is skipped, not sent, above it)
+
+
+def fetch_request_to_wire(r: FetchRequest) -> list[Any]:
+    return [list(r.keys), r.max_bytes]
+
+
+def fetch_request_from_wire(x: Any) -> FetchRequest:
+    try:
+        objkeys, max_bytes = x
+        keys = tuple(bytes(k) for k in objkeys)
+        budget = max(1024, min(int(max_bytes), 64 * 1024 * 1024))
+    except (TypeError, ValueError) as e:
+        raise AntiEntropyError(f"malformed fetch: {e}") from e
+    return FetchRequest(keys, budget)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,6 +32,7 @@ from gossip.scuttlebutt import (
     from_wire,
     to_wire,
 )
+from gossip.wire import METHOD_ACK2, METHOD_SYN
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class GossipService:
         self.rounds += 1
         syn = self.sb.make_syn()
         try:
-            reply = await self.transport(addr, "gossip_syn", to_wire(syn))
+            reply = await self.transport(addr, METHOD_SYN, to_wire(syn))
             ack = from_wire(KIND_ACK, reply)
             if not isinstance(ack, GossipAck):
                 raise ProtocolError("expected an ACK")
@@ -149,7 +150,7 @@ class GossipService:
         self._applied(updates)
         if ack2.deltas:
             try:
-                await self.transport(addr, "gossip_ack2", to_wire(ack2))
+                await self.transport(addr, METHOD_ACK2, to_wire(ack2))
             except Exception as e:
                 log.debug("gossip ack2 to %s failed: %s", addr, e)
         self.last_success = self.clock()

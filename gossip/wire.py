@@ -38,6 +38,9 @@ from gossip.messages import (
 
 __all__ = ["ProtocolError", "from_wire", "to_wire", "wire_kind"]
 
+#: The node-to-node methods that carry these messages (a SYN is answered by an ACK).
+METHOD_SYN: Final = "gossip_syn"
+METHOD_ACK2: Final = "gossip_ack2"
 MAX_VERSION: Final = 2**63 - 1
 #: Most nodes one digest (or request) may name.
 MAX_DIGEST_NODES: Final = 65_536

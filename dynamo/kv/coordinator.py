@@ -33,7 +33,10 @@ from dynamo.kv.quorum import (
     unreachable,
 )
 from dynamo.kv.replica import Replica, TooLarge, TooManySiblings
-from dynamo.net.rpc import Unreachable
+from dynamo.net import methods
+from dynamo.net.methods import ForwardedPut, ReplicaRead, ReplicaWrite
+from dynamo.net.rpc import Call, RemoteError, Unreachable
+from dynamo.net.schema import Method
 from dynamo.node.env import REAL, Env
 from dynamo.node.stats import NodeStats
 from dynamo.storage.contract import StorageError
@@ -43,7 +46,6 @@ from http_api.errors import (
     Conflict,
     PreconditionFailed,
     RequestTooLarge,
-    ServiceError,
     Unavailable,
 )
 from http_api.types import BucketProps, Content, DeleteOptions, FetchResult, GetOptions, PutOptions
@@ -52,14 +54,12 @@ from ring.ring import Ring, Role
 
 log = logging.getLogger(__name__)
 
-Call = Callable[[str, str, Any, float], Awaitable[Any]]
-
 
 NOT_IN_A_CLUSTER = (
     "this node is not part of a cluster yet: it waits to be contacted by one (start it"
     " with --seeds, or POST /admin/join); to found a new cluster, start it with --new-cluster"
 )
-Request = Callable[[str, str, Any, float], "asyncio.Future[Any]"]
+Request = Callable[[str, Method[Any, Any], Any, float], "asyncio.Future[Any]"]
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -250,7 +250,8 @@ class Coordinator:
         rpc_timeout_s = min(timeout_s, self.rpc_timeout_s)
         for t in targets:
             if t.node != self.node_id:
-                fut = self.request(t.node, "get", [objkey, t.hint_for], rpc_timeout_s)
+                read = ReplicaRead(objkey, t.hint_for)
+                fut = self.request(t.node, methods.GET, read, rpc_timeout_s)
                 fut.add_done_callback(functools.partial(on_reply, t.node))
         for t in targets:
             if t.node == self.node_id:
@@ -281,12 +282,8 @@ class Coordinator:
                 if t.node == self.node_id:
                     self.replica.write(objkey, action.obj, t.hint_for, bucket_props.allow_mult)
                 else:
-                    await self.call(
-                        t.node,
-                        "put",
-                        [objkey, raw, t.hint_for, bucket_props.allow_mult, False],
-                        self.rpc_timeout_s,
-                    )
+                    write = ReplicaWrite(objkey, raw, t.hint_for, bucket_props.allow_mult, False)
+                    await self.call(t.node, methods.PUT, write, self.rpc_timeout_s)
             except Exception as e:
                 log.debug("read repair of %s failed: %s", t.node, e)
 
@@ -431,9 +428,8 @@ class Coordinator:
                 enough.set_result(None)
 
         def send(t: Target) -> None:
-            fut = self.request(
-                t.node, "put", [objkey, raw, t.hint_for, allow_mult, durable], rpc_timeout_s
-            )
+            write = ReplicaWrite(objkey, raw, t.hint_for, allow_mult, durable)
+            fut = self.request(t.node, methods.PUT, write, rpc_timeout_s)
             fut.add_done_callback(functools.partial(on_reply, t))
 
         def on_reply(t: Target, fut: asyncio.Future[Any]) -> None:
@@ -448,7 +444,7 @@ class Coordinator:
                     send(stand_in)
                 settle(t.node, e, False)
                 return
-            settle(t.node, True, bool(reply and reply[0]))
+            settle(t.node, True, bool(reply))  # True: the replica synced its log
 
         for t in targets:
             if t.node != self.node_id:
@@ -478,28 +474,21 @@ class Coordinator:
     ) -> Obj | None:
         self.stats.coord_redirs_total += 1
         self._forwarded += 1
-        body = [
-            bucket,
-            key,
-            objects.content_to_wire(content),
-            context,
-            [opts.w, opts.dw, opts.pw, opts.timeout_ms, opts.return_body, opts.if_none_match],
-            f"{self.node_id}/{self._boot}/{self._forwarded}",
-        ]
+        forward_id = f"{self.node_id}/{self._boot}/{self._forwarded}"
+        body = ForwardedPut(bucket, key, content, context, opts, forward_id)
+        timeout_s = self._timeout_s(opts.timeout_ms) + 1.0
         try:
-            reply = await self.call(node, "coord_put", body, self._timeout_s(opts.timeout_ms) + 1.0)
+            payload = await self.call(node, methods.COORD_PUT, body, timeout_s)
         except Unreachable:
             raise
         except Exception as e:
+            refused = methods.service_error(e) if isinstance(e, RemoteError) else None
+            if refused is not None:
+                raise refused from None  # the coordinator's answer, relayed as it was
             raise self._fail(
                 "forward",
                 f"coordinator {node} did not answer ({e}); the write may have been applied",
             )
-        status, payload = reply
-        if status != 0:
-            err = ServiceError(payload)
-            err.status = status
-            raise err
         return None if payload is None else objects.decode(payload)[0]
 
     async def put_forwarded(

@@ -7,19 +7,20 @@ Tombstoned keys are not listed. Expensive by nature: every node scans its store.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from dynamo.kv import object as objects
 from dynamo.kv.replica import Replica
-from dynamo.net.rpc import RpcError
+from dynamo.net import methods
+from dynamo.net.methods import KeyPage, KeyPageRequest
+from dynamo.net.rpc import Call, RpcError
+from dynamo.net.schema import Method
 from dynamo.node.cluster import Cluster
 from http_api.errors import Unavailable
 from ring.position import storage_key_bkey, storage_key_position
 
 KEYS_PAGE = 1000
-
-Call = Callable[[str, str, Any, float], Awaitable[Any]]
 
 
 class Listing:
@@ -29,36 +30,36 @@ class Listing:
         self.cluster = cluster
         self.call = call
 
-    def register(self, register: Callable[[str, Any], None]) -> None:
-        register("keys", self.handle_keys)
-        register("buckets", self.handle_buckets)
+    def register(self, register: Callable[[Method[Any, Any], Any], None]) -> None:
+        register(methods.KEYS, self.handle_keys)
+        register(methods.BUCKETS, self.handle_buckets)
 
     def _up_members(self) -> list[str]:
         return [n for n in self.cluster.ring.members if self.cluster.is_up(n)]
 
     async def keys(self, bucket: bytes, timeout_s: float) -> AsyncIterator[list[bytes]]:
-        down = sorted(self.cluster.down())
+        down = tuple(sorted(self.cluster.down()))
         for node in self._up_members():
             after = b""
             while True:
+                ask = KeyPageRequest(bucket, after, down)
                 try:
                     if node == self.node_id:
-                        page, after = self.handle_keys([bucket, after, down], node)
+                        page = self.handle_keys(ask, node)
                     else:
-                        page, after = await self.call(
-                            node, "keys", [bucket, after, down], timeout_s
-                        )
+                        page = await self.call(node, methods.KEYS, ask, timeout_s)
                 except RpcError as e:
                     raise Unavailable(f"listing keys: node {node} did not answer ({e}); retry")
-                if page:
-                    yield list(page)
+                if page.keys:
+                    yield list(page.keys)
+                after = page.after
                 if not after:
                     break
 
-    def handle_keys(self, body: Any, peer: str) -> tuple[list[bytes], bytes]:
+    def handle_keys(self, req: KeyPageRequest, peer: str) -> KeyPage:
         """One page of the keys this node covers; the cursor is empty at the end."""
-        bucket, after, down = body
-        down_set = frozenset(down)
+        bucket, after = req.bucket, req.after
+        down_set = frozenset(req.down)
         ring = self.cluster.ring
         n_val = self.cluster.bucket_props(bucket).n_val
         out: list[bytes] = []
@@ -72,8 +73,8 @@ class Listing:
                 continue
             out.append(k)
             if len(out) >= KEYS_PAGE:
-                return out, objkey
-        return out, b""
+                return KeyPage(out, objkey)
+        return KeyPage(out, b"")
 
     async def buckets(self, timeout_s: float) -> AsyncIterator[list[bytes]]:
         seen: set[bytes] = set()
@@ -82,7 +83,7 @@ class Listing:
                 if node == self.node_id:
                     names = self.handle_buckets(None, node)
                 else:
-                    names = await self.call(node, "buckets", None, timeout_s)
+                    names = await self.call(node, methods.BUCKETS, None, timeout_s)
             except RpcError as e:
                 raise Unavailable(f"listing buckets: node {node} did not answer ({e}); retry")
             new = [b for b in names if b not in seen]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Any
 
 from dynamo.kv import object as objects
 from dynamo.kv.coordinator import Coordinator
+from dynamo.net import methods
+from dynamo.net.methods import ForwardedPut, ReplicaRead, ReplicaWrite
 from http_api.errors import ServiceError
-from http_api.types import PutOptions
 
 FORWARD_DEDUPE = 10_000  # forward ids remembered, to coordinate a duplicate only once
 
@@ -28,51 +28,47 @@ class PeerHandlers:
         self.replica = coordinator.replica
         self.stats = coordinator.stats
         self.env = coordinator.env
-        self._coordinated: OrderedDict[str, asyncio.Future[list[Any]]] = OrderedDict()
+        self._coordinated: OrderedDict[str, asyncio.Future[bytes | None]] = OrderedDict()
 
-    def handle_get(self, body: Any, peer: str) -> bytes | None:
-        objkey, hint_for = body
+    def handle_get(self, req: ReplicaRead, peer: str) -> bytes | None:
         self.stats.vnode_gets.add(self.env.wallclock())
-        return self.replica.read_raw(objkey, hint_for)
+        return self.replica.read_raw(req.objkey, req.hint_for)
 
-    async def handle_put(self, body: Any, peer: str) -> list[bool]:
-        objkey, raw, hint_for, allow_mult, durable = body
-        incoming, _ = objects.decode(raw)
+    async def handle_put(self, req: ReplicaWrite, peer: str) -> bool:
+        incoming, _ = objects.decode(req.raw)
         self.stats.vnode_puts.add(self.env.wallclock())
-        _, changed = self.replica.write(objkey, incoming, hint_for, allow_mult)
-        if hint_for is not None and changed:
+        _, changed = self.replica.write(req.objkey, incoming, req.hint_for, req.allow_mult)
+        if req.hint_for is not None and changed:
             self.stats.hints_written_total += 1
-        if durable:
+        if req.durable:
             await self.replica.store.sync_wal()
-        return [durable]
+        return req.durable
 
-    async def handle_coord_put(self, body: Any, peer: str) -> list[Any]:
+    async def handle_coord_put(self, req: ForwardedPut, peer: str) -> bytes | None:
         """Coordinate a write forwarded by another node, at most once per forward id:
-        a duplicated request gets the first one's answer instead of a second version."""
-        bucket, key, content, context, o, forward_id = body
-        seen = self._coordinated.get(forward_id)
+        a duplicated request gets the first one's answer instead of a second version.
+        A refusal (quorum not met, a bad request) answers as a typed error, with its
+        retry hint."""
+        seen = self._coordinated.get(req.forward_id)
         if seen is not None:
             return await asyncio.shield(seen)
-        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._coordinated[forward_id] = fut
+        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._coordinated[req.forward_id] = fut
         while len(self._coordinated) > FORWARD_DEDUPE:
             self._coordinated.popitem(last=False)
-        opts = PutOptions(
-            w=o[0], dw=o[1], pw=o[2], timeout_ms=o[3], return_body=o[4], if_none_match=o[5]
-        )
         try:
             new = await self.coordinator.put_forwarded(
-                bucket, key, objects.content_from_wire(content), context, opts
+                req.bucket, req.key, req.content, req.context, req.opts
             )
-            reply: list[Any] = [
-                0,
-                objects.encode(new) if opts.return_body and new is not None else None,
-            ]
         except ServiceError as e:
-            reply = [e.status, e.message]
+            refusal = methods.refusal(e)
+            fut.set_exception(refusal)
+            fut.exception()
+            raise refusal from None
         except BaseException as e:
             fut.set_exception(e)
             fut.exception()
             raise
+        reply = objects.encode(new) if req.opts.return_body and new is not None else None
         fut.set_result(reply)
         return reply

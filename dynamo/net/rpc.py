@@ -1,17 +1,11 @@
-"""Node-to-node RPC: msgpack frames over persistent asyncio TCP connections.
+"""Node-to-node RPC: the asyncio shell around the protocol's pure parts.
 
-Frames are msgpack arrays ``[kind, request_id, method, body]`` read with a
-streaming ``Unpacker``. Kinds are numbered once (append-only)::
-
-    0 REQUEST   1 REPLY   2 ERROR   3 HELLO   4 PROOF
-
-A connection opens with a handshake. The dialer sends HELLO ``{v, cluster,
-node, nonce}``; the listener answers HELLO with its own; with a cluster secret
-each side then proves it with an HMAC over both nonces (the listener inside its
-HELLO, the dialer in a PROOF frame). A stranger (wrong cluster, wrong or missing
-proof) is dropped and counted. Many requests are in flight per connection;
-every call has a timeout. A frame above the size limit, or garbage, closes that
-connection and counts an error; the node never crashes on it.
+``dynamo.net.session`` frames the bytes and runs the handshake; ``dynamo.net.schema``
+and ``dynamo.net.methods`` give every method its typed codecs in each protocol version.
+This module only moves bytes, tracks calls in flight, keeps timers, dials with
+backoff, and runs handlers. Many requests are in flight per connection; every call
+has a timeout. A frame above the size limit, or garbage, closes that connection and
+counts an error; the node never crashes on it.
 
 Frames queued in one turn of the event loop go out in one ``write``.
 """
@@ -19,8 +13,6 @@ Frames queued in one turn of the event loop go out in one ``write``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import inspect
 import logging
 import secrets
@@ -28,42 +20,54 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
-import msgpack
+from dynamo.net import schema
+from dynamo.net.schema import Method, RemoteError, RpcError, Unreachable
+from dynamo.net.session import (
+    ERROR,
+    PROTOCOL_VERSION,
+    REPLY,
+    REQUEST,
+    Answer,
+    Ready,
+    Request,
+    Session,
+    SessionConfig,
+    SessionStats,
+)
 
 log = logging.getLogger(__name__)
 
-REQUEST, REPLY, ERROR, HELLO, PROOF = 0, 1, 2, 3, 4
-PROTOCOL_VERSION = 1
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 HANDSHAKE_TIMEOUT_S = 5.0
-HANDSHAKE_MAX_FRAME = 64 * 1024  # what a peer may send before it has proven itself
 
 Handler = Callable[[Any, str], Awaitable[Any] | Any]
+Rep = TypeVar("Rep")
+#: How the node's parts call a peer by node id: ``call(node, method, request, timeout_s)``.
+Call = Callable[[str, Method[Any, Any], Any, float], Awaitable[Any]]
 
-
-class RpcError(Exception):
-    """A call failed: the peer is unreachable, timed out, or answered an error."""
-
-
-class RemoteError(RpcError):
-    """The peer's handler raised; ``message`` is its text."""
-
-
-class Unreachable(RpcError):
-    """No connection could be made: the request was certainly not delivered."""
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "Call",
+    "Connection",
+    "Handler",
+    "RemoteError",
+    "Rpc",
+    "RpcAPI",
+    "RpcConfig",
+    "RpcError",
+    "RpcStats",
+    "Unreachable",
+]
 
 
 @dataclass(slots=True)
-class RpcStats:
+class RpcStats(SessionStats):
     calls: int = 0
     served: int = 0
     timeouts: int = 0
     connect_failures: int = 0
-    protocol_errors: int = 0
-    auth_failures: int = 0
-    frames_too_large: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,93 +76,88 @@ class RpcConfig:
     node_id: str
     secret: bytes | None = None  # cluster secret; None = no proof asked or given
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES  # larger frames close the connection
+    max_version: int = PROTOCOL_VERSION  # 1: speak exactly as the first release
     ssl_server: ssl.SSLContext | None = None
     ssl_client: ssl.SSLContext | None = None
     backoff_min_s: float = 0.05  # first reconnect delay after a failed connect
     backoff_max_s: float = 2.0  # cap on the reconnect delay
     routes: dict[str, str] = field(default_factory=dict)  # dial these addresses through others
 
+    def session(self) -> SessionConfig:
+        return SessionConfig(
+            cluster=self.cluster,
+            node_id=self.node_id,
+            secret=self.secret,
+            max_frame_bytes=self.max_frame_bytes,
+            max_version=self.max_version,
+        )
 
-def _proof(secret: bytes, role: bytes, a: bytes, b: bytes) -> bytes:
-    return hmac.new(secret, role + a + b, hashlib.sha256).digest()
+
+Pending = tuple[asyncio.Future[Any], asyncio.TimerHandle, Method[Any, Any]]
 
 
 class Connection(asyncio.Protocol):
-    """One TCP connection, either side. Serves requests and carries calls."""
+    """One TCP connection, either side: a :class:`Session` over a transport."""
 
     def __init__(self, rpc: Rpc, dialer: bool, expect_node: str | None = None) -> None:
         self.rpc = rpc
         self.dialer = dialer
-        self.expect_node = expect_node
-        self.peer_node = ""
-        self.transport: asyncio.Transport | None = None
-        self.unpacker = msgpack.Unpacker(
-            raw=False, max_buffer_size=rpc.config.max_frame_bytes, strict_map_key=False
+        self.session = Session(
+            rpc.session_config,
+            dialer=dialer,
+            nonce=secrets.token_bytes(16),
+            expect_node=expect_node,
+            stats=rpc.stats,
         )
-        self.fed = 0  # bytes fed to the unpacker since the connection opened
-        self.frame_start = 0  # where the frame in progress began
-        self.pending: dict[int, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
+        self.transport: asyncio.Transport | None = None
+        self.pending: dict[int, Pending] = {}
         self.loop = asyncio.get_running_loop()
         self.next_id = 1
-        self.out: list[bytes] = []
         self.flush_scheduled = False
-        self.nonce = secrets.token_bytes(16)
-        self.peer_nonce = b""
         self.ready: asyncio.Future[None] = self.loop.create_future()
         self.closed = False
         self.tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def peer_node(self) -> str:
+        return self.session.peer_node
+
+    @property
+    def version(self) -> int:
+        return self.session.version
 
     # --- Transport events ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.rpc.connections.add(self)
-        if self.dialer:
-            self._send([HELLO, 0, "hello", self._hello_body()])
-
-    def _hello_body(self) -> dict[str, Any]:
-        cfg = self.rpc.config
-        body: dict[str, Any] = {
-            "v": PROTOCOL_VERSION,
-            "cluster": cfg.cluster,
-            "node": cfg.node_id,
-            "nonce": self.nonce,
-        }
-        if not self.dialer and cfg.secret is not None:
-            body["proof"] = _proof(cfg.secret, b"L", self.peer_nonce, self.nonce)
-        return body
+        self.session.start()
+        self._schedule_flush()
 
     def data_received(self, data: bytes) -> None:
-        try:
-            self.fed += len(data)
-            self.unpacker.feed(data)
-            for frame in self.unpacker:
-                self.frame_start = self.unpacker.tell()
-                self._frame(frame)
-                if self.closed:
-                    return
-            # The unpacker parses an unfinished frame as it comes (and keeps what it
-            # parsed): bound the frame in progress, tightly until the peer proved itself.
-            limit = self.rpc.config.max_frame_bytes
-            if not self.ready.done():
-                limit = min(limit, HANDSHAKE_MAX_FRAME)
-            if self.fed - self.frame_start > limit:
-                raise msgpack.BufferFull
-        except msgpack.BufferFull:
-            self.rpc.stats.frames_too_large += 1
-            self._fail(f"a frame above {self.rpc.config.max_frame_bytes} bytes")
-        except _Drop as e:
-            self._fail(str(e))
-        except (ValueError, TypeError, msgpack.UnpackException) as e:
-            self.rpc.stats.protocol_errors += 1
-            self._fail(f"garbage on the wire ({e})")
+        session = self.session
+        for event in session.receive(data):
+            if isinstance(event, Request):
+                self._serve(event.rid, event.method, event.body)
+            elif isinstance(event, Answer):
+                self._answer(event)
+            elif isinstance(event, Ready) and not self.ready.done():
+                self.ready.set_result(None)
+        if session.failure is not None:
+            failure = session.failure
+            if failure.kind == "auth":
+                peer = self.transport.get_extra_info("peername") if self.transport else None
+                log.warning("refused a peer connection from %s: %s", peer, failure.why)
+            self._fail(failure.why)
+        else:
+            self._schedule_flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.rpc.connections.discard(self)
         self.rpc.forget(self)
         err = RpcError(f"connection to {self.peer_node or 'peer'} lost")
-        for fut, timer in self.pending.values():
+        for fut, timer, _ in self.pending.values():
             timer.cancel()
             if not fut.done():
                 fut.set_exception(err)
@@ -169,101 +168,18 @@ class Connection(asyncio.Protocol):
         for t in self.tasks:
             t.cancel()
 
-    # --- Frames -------------------------------------------------------------------------------
+    # --- Serving --------------------------------------------------------------------------------
 
-    def _frame(self, frame: Any) -> None:
-        if not isinstance(frame, list) or len(frame) != 4 or not isinstance(frame[0], int):
-            self.rpc.stats.protocol_errors += 1
-            raise _Drop("a frame that is not [kind, id, method, body]")
-        kind, rid, method, body = frame
-        if not isinstance(rid, int):
-            self.rpc.stats.protocol_errors += 1
-            raise _Drop("a frame with a non-integer request id")
-        if not self.ready.done():
-            self._handshake(kind, body)
-            return
-        if kind == REQUEST:
-            if not isinstance(method, str):
-                self.rpc.stats.protocol_errors += 1
-                raise _Drop("a request without a method name")
-            self._serve(rid, method, body)
-        elif kind in (REPLY, ERROR):
-            entry = self.pending.pop(rid, None)
-            if entry is None:
-                return  # the call timed out already
-            fut, timer = entry
-            timer.cancel()
-            if fut.done():
-                return
-            if kind == REPLY:
-                fut.set_result(body)
-            else:
-                fut.set_exception(RemoteError(str(body)))
-        else:
-            self.rpc.stats.protocol_errors += 1
-            raise _Drop(f"unknown frame kind {kind}")
-
-    def _handshake(self, kind: int, body: Any) -> None:
-        cfg = self.rpc.config
-        if kind == PROOF and not self.dialer and self.peer_nonce:
-            proof = body.get("proof") if isinstance(body, dict) else None
-            if cfg.secret is None or not isinstance(proof, bytes):
-                raise self._auth_failure("a proof frame without a proof")
-            want = _proof(cfg.secret, b"D", self.nonce, self.peer_nonce)
-            if not hmac.compare_digest(proof, want):
-                raise self._auth_failure("a wrong cluster secret")
-            self.ready.set_result(None)
-            return
-        if not self.dialer and self.peer_nonce:
-            raise self._auth_failure("requests before proving the cluster secret")
-        if kind != HELLO or not isinstance(body, dict):
-            self.rpc.stats.protocol_errors += 1
-            raise _Drop("no handshake")
-        if body.get("v") != PROTOCOL_VERSION:
-            raise _Drop(f"protocol version {body.get('v')!r}, not {PROTOCOL_VERSION}")
-        if body.get("cluster") != cfg.cluster:
-            raise self._auth_failure(f"cluster {body.get('cluster')!r}, not {cfg.cluster!r}")
-        node, nonce = body.get("node"), body.get("nonce")
-        if (
-            not isinstance(node, str)
-            or not node
-            or not isinstance(nonce, bytes)
-            or len(nonce) != 16
-        ):
-            raise _Drop("a malformed hello")
-        if self.expect_node is not None and node != self.expect_node:
-            raise _Drop(f"peer is node {node!r}, not {self.expect_node!r}")
-        self.peer_node, self.peer_nonce = node, nonce
-        if self.dialer:
-            if cfg.secret is not None:
-                proof = body.get("proof")
-                want = _proof(cfg.secret, b"L", self.nonce, nonce)
-                # Prove ourselves either way, so a listener with another secret notices too.
-                self._send(
-                    [PROOF, 0, "proof", {"proof": _proof(cfg.secret, b"D", nonce, self.nonce)}]
-                )
-                if not isinstance(proof, bytes) or not hmac.compare_digest(proof, want):
-                    raise self._auth_failure("a wrong or missing cluster secret")
-            self.ready.set_result(None)
-        else:
-            self._send([HELLO, 0, "hello", self._hello_body()])
-            if cfg.secret is None:
-                self.ready.set_result(None)
-
-    def _auth_failure(self, what: str) -> _Drop:
-        self.rpc.stats.auth_failures += 1
-        peer = self.transport.get_extra_info("peername") if self.transport else None
-        log.warning("refused a peer connection from %s: %s", peer, what)
-        return _Drop(f"refused: {what}")
-
-    def _serve(self, rid: int, method: str, body: Any) -> None:
-        handler = self.rpc.handlers.get(method)
+    def _serve(self, rid: int, name: str, body: Any) -> None:
+        entry = self.rpc.handlers.get(name)
         self.rpc.stats.served += 1
-        if handler is None:
-            self._reply_error(rid, method, LookupError(f"unknown method {method[:64]!r}"))
+        if entry is None:
+            err = RemoteError(f"unknown method {name[:64]!r}", schema.ErrorCode.UNKNOWN_METHOD)
+            self._reply_error(rid, None, err)
             return
+        method, handler = entry
         try:
-            result = handler(body, self.peer_node)
+            result = handler(schema.decode_request(method, self.version, body), self.peer_node)
         except Exception as e:
             self._reply_error(rid, method, e)
             return
@@ -272,9 +188,9 @@ class Connection(asyncio.Protocol):
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         else:
-            self._reply(rid, result)
+            self._reply(rid, method, result)
 
-    async def _finish(self, rid: int, method: str, aw: Awaitable[Any]) -> None:
+    async def _finish(self, rid: int, method: Method[Any, Any], aw: Awaitable[Any]) -> None:
         try:
             result = await aw
         except asyncio.CancelledError:
@@ -282,72 +198,89 @@ class Connection(asyncio.Protocol):
         except Exception as e:
             self._reply_error(rid, method, e)
             return
-        self._reply(rid, result)
+        self._reply(rid, method, result)
 
-    def _reply(self, rid: int, result: Any) -> None:
+    def _reply(self, rid: int, method: Method[Any, Any], result: Any) -> None:
         try:
-            self._send([REPLY, rid, "", result])
+            self._send(REPLY, rid, method.codec(self.version).encode_reply(result))
+        except (RpcError, TypeError, ValueError) as e:
+            log.error("reply %d to %s cannot be sent: %s", rid, method.name, e)
+            self._reply_error(rid, method, RemoteError(f"reply cannot be sent: {e}"))
+
+    def _reply_error(self, rid: int, method: Method[Any, Any] | None, e: Exception) -> None:
+        if not isinstance(e, (RpcError, *schema.DECODE_ERRORS)):
+            log.exception("handler %s failed", method.name if method else "?")
+        err = schema.as_remote_error(e)
+        as_reply, body = schema.failure_body(method, self.version, err)
+        try:
+            self._send(REPLY if as_reply else ERROR, rid, body)
+        except (RpcError, TypeError, ValueError):
+            _, short = schema.failure_body(None, self.version, RemoteError(type(e).__name__))
+            self._send(ERROR, rid, short)
+
+    # --- Calling --------------------------------------------------------------------------------
+
+    def _answer(self, event: Answer) -> None:
+        entry = self.pending.pop(event.rid, None)
+        if entry is None:
+            return  # the call timed out already
+        fut, timer, method = entry
+        timer.cancel()
+        if fut.done():
+            return
+        if not event.ok:
+            fut.set_exception(schema.error_from_wire(self.version, event.body))
+            return
+        try:
+            fut.set_result(schema.decode_reply(method, self.version, event.body))
         except RpcError as e:
-            self._send([ERROR, rid, "", str(e)])
-        except (TypeError, ValueError) as e:
-            log.error("reply %d cannot be encoded: %s", rid, e)
-            self._send([ERROR, rid, "", f"reply cannot be encoded: {e}"])
+            fut.set_exception(e)
 
-    def _reply_error(self, rid: int, method: str, e: Exception) -> None:
-        if not isinstance(e, (RpcError, ValueError, LookupError)):
-            log.exception("handler %s failed", method[:64])
+    def request(self, method: Method[Any, Rep], body: Any, timeout_s: float) -> asyncio.Future[Rep]:
+        """Send a request; the future holds the typed reply, or ``RpcError`` on failure
+        or timeout. No task and no ``wait_for`` per call: a timer fails the future."""
+        rid = self.next_id
+        self.next_id += 1
+        fut: asyncio.Future[Any] = self.loop.create_future()
         try:
-            self._send([ERROR, rid, "", f"{type(e).__name__}: {str(e)[:1000]}"])
-        except RpcError:
-            self._send([ERROR, rid, "", type(e).__name__])
+            self._send(REQUEST, rid, method.codec(self.version).encode_request(body), method.name)
+        except (RpcError, TypeError, ValueError) as e:
+            fut.set_exception(e if isinstance(e, RpcError) else RpcError(f"cannot encode: {e}"))
+            return fut
+        timer = self.loop.call_later(timeout_s, self._timed_out, rid, method.name, timeout_s)
+        self.pending[rid] = (fut, timer, method)
+        return fut
 
-    # --- Sending ------------------------------------------------------------------------------
+    def _timed_out(self, rid: int, name: str, timeout_s: float) -> None:
+        entry = self.pending.pop(rid, None)
+        if entry is not None and not entry[0].done():
+            self.rpc.stats.timeouts += 1
+            entry[0].set_exception(
+                RpcError(f"{name} to {self.peer_node} timed out after {timeout_s:.3g}s")
+            )
 
-    def _send(self, frame: list[Any]) -> None:
+    async def call(self, method: Method[Any, Rep], body: Any, timeout_s: float) -> Rep:
+        return await self.request(method, body, timeout_s)
+
+    # --- Sending --------------------------------------------------------------------------------
+
+    def _send(self, kind: int, rid: int, body: Any, name: str = "") -> None:
         if self.closed or self.transport is None:
             return
-        data: bytes = msgpack.packb(frame, use_bin_type=True)
-        if len(data) > self.rpc.config.max_frame_bytes:
-            raise RpcError(f"frame of {len(data)} bytes is above the limit")
-        self.out.append(data)
-        if not self.flush_scheduled:
+        self.session.send(kind, rid, name, body)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self.session.has_outgoing and not self.flush_scheduled:
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self.flush_scheduled = False
-        if self.out and self.transport is not None and not self.closed:
-            data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
-            self.out.clear()
-            self.transport.write(data)
-
-    def request(self, method: str, body: Any, timeout_s: float) -> asyncio.Future[Any]:
-        """Send a request; the future holds the reply, or ``RpcError`` on failure or timeout.
-
-        No task and no ``wait_for`` per call: a timer fails the future at the deadline.
-        """
-        rid = self.next_id
-        self.next_id += 1
-        fut: asyncio.Future[Any] = self.loop.create_future()
-        try:
-            self._send([REQUEST, rid, method, body])
-        except (RpcError, TypeError, ValueError) as e:
-            fut.set_exception(e if isinstance(e, RpcError) else RpcError(f"cannot encode: {e}"))
-            return fut
-        timer = self.loop.call_later(timeout_s, self._timed_out, rid, method, timeout_s)
-        self.pending[rid] = (fut, timer)
-        return fut
-
-    def _timed_out(self, rid: int, method: str, timeout_s: float) -> None:
-        entry = self.pending.pop(rid, None)
-        if entry is not None and not entry[0].done():
-            self.rpc.stats.timeouts += 1
-            entry[0].set_exception(
-                RpcError(f"{method} to {self.peer_node} timed out after {timeout_s:.3g}s")
-            )
-
-    async def call(self, method: str, body: Any, timeout_s: float) -> Any:
-        return await self.request(method, body, timeout_s)
+        if self.transport is not None and not self.closed:
+            data = self.session.take_outgoing()
+            if data:
+                self.transport.write(data)
 
     def _fail(self, why: str) -> None:
         if self.closed:
@@ -363,22 +296,21 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
-class _Drop(Exception):
-    """Close this connection."""
-
-
 class RpcAPI(Protocol):
     """What the node needs of node-to-node messaging (``Rpc`` over TCP, or a simulation's)."""
 
     stats: RpcStats
 
-    def register(self, method: str, handler: Handler) -> None: ...
+    def register(self, method: Method[Any, Any], handler: Handler) -> None: ...
     async def listen(self, host: str, port: int) -> int: ...
     def request(
-        self, addr: str, method: str, body: Any, timeout_s: float = 5.0
-    ) -> asyncio.Future[Any]: ...
-    async def call(self, addr: str, method: str, body: Any, timeout_s: float = 5.0) -> Any: ...
+        self, addr: str, method: Method[Any, Rep], body: Any, timeout_s: float = 5.0
+    ) -> asyncio.Future[Rep]: ...
+    async def call(
+        self, addr: str, method: Method[Any, Rep], body: Any, timeout_s: float = 5.0
+    ) -> Rep: ...
     def connected_nodes(self) -> set[str]: ...
+    def peer_versions(self) -> dict[str, int]: ...
     def reset_backoff(self, addr: str) -> None: ...
     async def close(self) -> None: ...
 
@@ -388,7 +320,8 @@ class Rpc:
 
     def __init__(self, config: RpcConfig) -> None:
         self.config = config
-        self.handlers: dict[str, Handler] = {}
+        self.session_config = config.session()
+        self.handlers: dict[str, tuple[Method[Any, Any], Handler]] = {}
         self.stats = RpcStats()
         self.connections: set[Connection] = set()
         self._out: dict[str, Connection] = {}
@@ -396,9 +329,10 @@ class Rpc:
         self._backoff: dict[str, tuple[float, float]] = {}  # addr -> (retry_at, delay)
         self._server: asyncio.Server | None = None
 
-    def register(self, method: str, handler: Handler) -> None:
-        """``handler(body, peer_node)`` returns the reply (or an awaitable of it)."""
-        self.handlers[method] = handler
+    def register(self, method: Method[Any, Any], handler: Handler) -> None:
+        """``handler(request, peer_node)`` gets the typed request and returns the typed
+        reply (or an awaitable of it); raising ``RemoteError`` answers a typed error."""
+        self.handlers[method.name] = (method, handler)
 
     async def listen(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
@@ -414,6 +348,14 @@ class Rpc:
 
     def connected_nodes(self) -> set[str]:
         return {c.peer_node for c in self.connections if c.ready.done() and not c.closed}
+
+    def peer_versions(self) -> dict[str, int]:
+        """The protocol version of each connected peer (the lowest, if it has several)."""
+        out: dict[str, int] = {}
+        for c in self.connections:
+            if c.ready.done() and not c.closed:
+                out[c.peer_node] = min(out.get(c.peer_node, c.version), c.version)
+        return dict(sorted(out.items()))
 
     def forget(self, conn: Connection) -> None:
         for addr, c in list(self._out.items()):
@@ -466,8 +408,8 @@ class Rpc:
         return await asyncio.shield(dialing)
 
     def request(
-        self, addr: str, method: str, body: Any, timeout_s: float = 5.0
-    ) -> asyncio.Future[Any]:
+        self, addr: str, method: Method[Any, Rep], body: Any, timeout_s: float = 5.0
+    ) -> asyncio.Future[Rep]:
         """Call ``method`` on the node at ``addr``; the future fails with ``RpcError``.
 
         On an open connection this costs one frame and one timer, no task.
@@ -478,7 +420,9 @@ class Rpc:
             return conn.request(method, body, timeout_s)
         return asyncio.ensure_future(self._connect_and_call(addr, method, body, timeout_s))
 
-    async def _connect_and_call(self, addr: str, method: str, body: Any, timeout_s: float) -> Any:
+    async def _connect_and_call(
+        self, addr: str, method: Method[Any, Rep], body: Any, timeout_s: float
+    ) -> Rep:
         deadline = time.monotonic() + timeout_s
         try:
             conn = await asyncio.wait_for(self.connection(addr), timeout_s)
@@ -487,7 +431,9 @@ class Rpc:
             raise Unreachable(f"connecting to {addr} timed out")
         return await conn.request(method, body, max(0.001, deadline - time.monotonic()))
 
-    async def call(self, addr: str, method: str, body: Any, timeout_s: float = 5.0) -> Any:
+    async def call(
+        self, addr: str, method: Method[Any, Rep], body: Any, timeout_s: float = 5.0
+    ) -> Rep:
         """Call ``method`` on the node at ``addr``; ``RpcError`` on any failure."""
         return await self.request(addr, method, body, timeout_s)
 

@@ -17,8 +17,9 @@ from dynamo.kv.coordinator import Coordinator
 from dynamo.kv.listing import Listing
 from dynamo.kv.peer_handlers import PeerHandlers
 from dynamo.kv.replica import Replica
-from dynamo.net import tls
+from dynamo.net import methods, tls
 from dynamo.net.rpc import Rpc, RpcAPI, RpcConfig, RpcError
+from dynamo.net.schema import Method
 from dynamo.node.cluster import Cluster
 from dynamo.node.config import NodeConfig
 from dynamo.node.env import REAL, Env
@@ -83,6 +84,7 @@ class Node:
                 node_id=config.node_id,
                 secret=config.secret(),
                 max_frame_bytes=config.rpc_max_frame_bytes,
+                max_version=config.rpc_max_protocol_version,
                 routes=config.routes(),
                 ssl_server=ssl_server,
                 ssl_client=ssl_client,
@@ -121,14 +123,16 @@ class Node:
 
     def _register(self) -> None:
         r = self.rpc.register
-        r("get", self.peer_handlers.handle_get)
-        r("put", self.peer_handlers.handle_put)
-        r("coord_put", self.peer_handlers.handle_coord_put)
+        r(methods.GET, self.peer_handlers.handle_get)
+        r(methods.PUT, self.peer_handlers.handle_put)
+        r(methods.COORD_PUT, self.peer_handlers.handle_coord_put)
         self.listing.register(r)
         self.ownership.register(r)
         self.cluster.register()
 
-    def _request(self, node: str, method: str, body: Any, timeout_s: float) -> asyncio.Future[Any]:
+    def _request(
+        self, node: str, method: Method[Any, Any], body: Any, timeout_s: float
+    ) -> asyncio.Future[Any]:
         addr = self.cluster.peer_addr(node)
         if addr is None:
             fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -136,7 +140,7 @@ class Node:
             return fut
         return self.rpc.request(addr, method, body, timeout_s)
 
-    async def _call(self, node: str, method: str, body: Any, timeout_s: float) -> Any:
+    async def _call(self, node: str, method: Method[Any, Any], body: Any, timeout_s: float) -> Any:
         addr = self.cluster.peer_addr(node)
         if addr is None:
             raise RpcError(f"no address known for node {node!r}")
@@ -270,6 +274,8 @@ class Node:
             ring_num_partitions=len(ring.tokens),
             ring_creation_size=len(ring.tokens),
             connected_nodes=sorted(self.rpc.connected_nodes()),
+            # The node-to-node protocol each connected peer speaks with us (upgrades).
+            rpc_peer_protocol=self.rpc.peer_versions(),
             cluster_status=self.cluster.status,
             hints_pending=sum(pending.values()),
             node_uptime_s=round(now - self.started_at),

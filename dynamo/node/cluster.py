@@ -23,6 +23,7 @@ from typing import Any
 
 import msgpack
 
+from dynamo.net import methods
 from dynamo.net.rpc import RpcAPI
 from dynamo.node.config import NodeConfig
 from dynamo.node.env import REAL, Env
@@ -121,11 +122,11 @@ class Cluster:
     async def _transport(self, addr: str, method: str, body: Any) -> Any:
         # A gossip exchange that takes longer than a few rounds is not worth waiting for.
         timeout_s = min(self.config.rpc_timeout_ms / 1000, 3 * self.config.gossip_interval_s)
-        return await self.rpc.call(addr, method, body, timeout_s)
+        return await self.rpc.call(addr, methods.METHODS[method], body, timeout_s)
 
     def register(self) -> None:
-        self.rpc.register("gossip_syn", self.gossip.handle_syn)
-        self.rpc.register("gossip_ack2", self.gossip.handle_ack2)
+        self.rpc.register(methods.GOSSIP_SYN, self.gossip.handle_syn)
+        self.rpc.register(methods.GOSSIP_ACK2, self.gossip.handle_ack2)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="gossip")

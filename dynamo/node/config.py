@@ -74,6 +74,10 @@ class NodeConfig:
     # and transfers can always carry it; at most rpc_max_frame_bytes - 1 MiB.
     max_stored_object_bytes: int = 48 * MIB
     rpc_max_frame_bytes: int = 64 * MIB  # largest node-to-node message; bigger closes the link
+    # The highest node-to-node protocol version offered: each connection speaks the highest
+    # both ends offer, so a cluster upgrades one node at a time. 1 speaks exactly as the
+    # first release (as Cassandra's native_transport_max_negotiable_protocol_version).
+    rpc_max_protocol_version: int = 2
     request_timeout_ms: int = 10_000  # default per-request timeout; replies later are failures
     rpc_timeout_ms: int = 5_000  # one node-to-node call; lower notices dead peers sooner
     gossip_interval_s: float = 1.0  # one gossip round this often; faster is chattier
@@ -167,6 +171,8 @@ class NodeConfig:
                 f" ({self.reaped_marker_ttl_s - self.tombstone_grace_s:g} s), or raise"
                 " reaped_marker_ttl_s",
             )
+        if self.rpc_max_protocol_version not in (1, 2):
+            raise bad("rpc_max_protocol_version", "use 1 (the first release's) or 2")
         if self.rpc_max_frame_bytes < 4 * MIB:
             raise bad("rpc_max_frame_bytes", "use at least 4 MiB (4194304)")
         if self.max_stored_object_bytes > self.rpc_max_frame_bytes - MIB:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgpack
 
 from dynamo.kv import object as objects
 from dynamo.kv.replica import Replica
+from dynamo.net import methods
+from dynamo.net.rpc import Call
+from dynamo.net.schema import Method
 from dynamo.node.cluster import Cluster
 from dynamo.node.config import NodeConfig
 from dynamo.node.env import REAL, Env
@@ -34,8 +37,6 @@ META_AAE = b"aae/"
 META_LEAVE = b"leave_progress"
 APPLY_YIELD_EVERY = 64
 MESSAGE_ENVELOPE_BYTES = 1024 * 1024  # room in a message for what is not the objects
-
-Call = Callable[[str, str, Any, float], Awaitable[Any]]
 
 
 class Ownership:
@@ -71,7 +72,9 @@ class Ownership:
             peers=self._aae_peers,
             spec=self.spec,
             n_val_of=self.n_val_of,
-            call=lambda peer, method, body: call(peer, method, body, self.rpc_timeout_s * 2),
+            call=lambda peer, name, body: call(
+                peer, methods.METHODS[name], body, self.rpc_timeout_s * 2
+            ),
             apply=self.apply,
             persist=self._persist_watermark,
             interval_s=config.aae_interval_s,
@@ -105,10 +108,10 @@ class Ownership:
         self.transfer: LeaveTransfer | None = None
         cluster.on_ring_change.append(self._ring_changed)
 
-    def register(self, register: Callable[[str, Any], None]) -> None:
-        register("aae_pull", self.aae_service.handle_pull)
-        register("aae_fetch", self.aae_service.handle_fetch)
-        register("handoff", self.handle_handoff)
+    def register(self, register: Callable[[Method[Any, Any], Any], None]) -> None:
+        register(methods.AAE_PULL, self.aae_service.handle_pull)
+        register(methods.AAE_FETCH, self.aae_service.handle_fetch)
+        register(methods.HANDOFF, self.handle_handoff)
 
     def tasks(self) -> list[Awaitable[Any]]:
         return [self.aae_service.run(), self.hints.run(), self.maintenance.run()]
@@ -132,7 +135,7 @@ class Ownership:
     def _aae_peers(self) -> list[str]:
         return [n for n in self.cluster.ring.members if n != self.node_id and self.cluster.is_up(n)]
 
-    async def apply(self, entries: tuple[Entry, ...]) -> int:
+    async def apply(self, entries: Sequence[Entry]) -> int:
         changed = 0
         for i, (objkey, raw) in enumerate(entries):
             obj, _ = objects.decode(raw)
@@ -166,7 +169,7 @@ class Ownership:
 
     async def _deliver_hints(self, target: str, batch: Batch) -> None:
         if target in self.cluster.ring:
-            await self.call(target, "handoff", batch, self.rpc_timeout_s)
+            await self.call(target, methods.HANDOFF, batch, self.rpc_timeout_s)
         else:
             await self._reroute(batch)
 
@@ -187,11 +190,11 @@ class Ownership:
             if node == self.node_id:
                 await self.handle_handoff(items, self.node_id)
             else:
-                await self.call(node, "handoff", items, self.rpc_timeout_s)
+                await self.call(node, methods.HANDOFF, items, self.rpc_timeout_s)
 
-    async def handle_handoff(self, body: Any, peer: str) -> int:
+    async def handle_handoff(self, batch: Batch, peer: str) -> int:
         """Objects handed to us (hints, leave transfer): merge as primary copies, sync."""
-        changed = await self.apply(tuple((bytes(k), bytes(v)) for k, v in body))
+        changed = await self.apply(batch)
         if changed:
             await self.store.sync_wal()
         return changed
@@ -225,7 +228,7 @@ class Ownership:
             return new_holders(now, future, self.node_id, pos, self.n_val_of(objkey))
 
         async def send(node: str, batch: Batch) -> None:
-            await self.call(node, "handoff", batch, self.rpc_timeout_s * 4)
+            await self.call(node, methods.HANDOFF, batch, self.rpc_timeout_s * 4)
 
         self.transfer = LeaveTransfer(
             self.store,

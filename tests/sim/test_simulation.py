@@ -204,3 +204,26 @@ def test_the_coordinator_stamps_last_modified_on_its_own_clock() -> None:
     stamped, now = on_virtual_time(scenario)
     assert stamped != 1
     assert EPOCH * 1e6 < stamped <= now * 1e6
+
+
+def test_seeds_pass_with_half_the_cluster_on_the_first_release_protocol() -> None:
+    """A rolling upgrade half done: n1 and n3 speak v1 (as the first release), n2 and n4
+    v2, so every kind of call crosses versions under the usual faults."""
+    settings = SimSettings(first_release=("n1", "n3"))
+    failures = []
+    for seed in range(CHUNK):
+        outcome = run(seed, settings)
+        if not outcome.passed:
+            failures.append(outcome.report())
+        assert outcome.history.acknowledged > outcome.history.ops // 4, outcome.report()
+    assert not failures, "\n".join(failures[:3])
+
+    async def versions() -> dict[str, dict[str, int]]:
+        sim = SimCluster(4, settings)
+        for n in sim.ids:
+            await sim.start(n)
+        return {n: node.rpc.peer_versions() for n, node in sim.nodes.items()}
+
+    seen = on_virtual_time(versions)
+    assert seen["n1"] == {"n2": 1, "n3": 1, "n4": 1}
+    assert seen["n2"] == {"n1": 1, "n3": 1, "n4": 2}

@@ -9,6 +9,7 @@ checks the history (``dynamo.tools.carts.check``). Same seed, same run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import random
@@ -18,6 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dynamo.kv import object as objects
+from dynamo.net import methods
+from dynamo.net.methods import ForwardedPut
+from dynamo.net.schema import V1
+from dynamo.net.session import PROTOCOL_VERSION
 from dynamo.node.assembly import Node
 from dynamo.node.config import NodeConfig, with_preset
 from dynamo.node.env import Env
@@ -61,6 +66,7 @@ class SimSettings:
         default_factory=lambda: NetConfig(delay_s=(0.0005, 0.01), loss=0.01, duplicate=0.01)
     )
     node: tuple[tuple[str, Any], ...] = ()  # NodeConfig settings over the simulation's own
+    first_release: tuple[str, ...] = ()  # nodes that speak the first release's protocol (v1)
 
 
 def make_schedule(rng: random.Random, settings: SimSettings) -> list[Fault]:
@@ -144,7 +150,8 @@ class SimCluster:
         cfg = self.config(node_id)
         env = self.env(node_id)
         store = MemStore(node_id, self.disks[node_id], env.rng)
-        rpc = SimRpc(node_id, cfg.peer_addr, self.net)
+        version = V1 if node_id in self.settings.first_release else PROTOCOL_VERSION
+        rpc = SimRpc(node_id, cfg.peer_addr, self.net, max_version=version)
         node = Node(cfg, env=env, store=store, rpc=rpc)
         if self.bug:
             inject_bug(node, self.bug)
@@ -222,10 +229,10 @@ def inject_bug(node: Node, bug: str) -> None:
     elif bug == "drop-context-on-forward":
         original = node.peer_handlers.handle_coord_put
 
-        async def no_context(body: Any, peer: str) -> list[Any]:
-            return await original([*body[:3], None, *body[4:]], peer)
+        async def no_context(req: ForwardedPut, peer: str) -> bytes | None:
+            return await original(dataclasses.replace(req, context=None), peer)
 
-        node.rpc.register("coord_put", no_context)
+        node.rpc.register(methods.COORD_PUT, no_context)
     elif bug == "no-hint-expiry":  # hints live forever, as before issue 18
         node.replica.hint_expired = lambda stored_at_ms: False  # type: ignore[method-assign]
     elif bug == "no-marker-read":  # a primary holding only a marker answers "not found"

@@ -15,11 +15,16 @@ import inspect
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 
+from dynamo.net import schema
 from dynamo.net.rpc import Handler, RemoteError, RpcError, RpcStats, Unreachable
+from dynamo.net.schema import Method
+from dynamo.net.session import PROTOCOL_VERSION
+
+Rep = TypeVar("Rep")
 
 
 @dataclass
@@ -79,20 +84,27 @@ class Network:
 
 
 class SimRpc:
-    """One node's messaging endpoint on the simulated network."""
+    """One node's messaging endpoint on the simulated network.
 
-    def __init__(self, node_id: str, addr: str, network: Network) -> None:
+    Calls go through the methods' codecs in the version both ends speak (the lower
+    ``max_version``), as over TCP, so a simulated cluster can mix releases.
+    """
+
+    def __init__(
+        self, node_id: str, addr: str, network: Network, max_version: int = PROTOCOL_VERSION
+    ) -> None:
         self.node_id = node_id
         self.addr = addr
         self.net = network
-        self.handlers: dict[str, Handler] = {}
+        self.max_version = max_version
+        self.handlers: dict[str, tuple[Method[Any, Any], Handler]] = {}
         self.stats = RpcStats()
         self.pending: dict[int, asyncio.Future[Any]] = {}  # in sending order
         self.next_id = 0
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    def register(self, method: str, handler: Handler) -> None:
-        self.handlers[method] = handler
+    def register(self, method: Method[Any, Any], handler: Handler) -> None:
+        self.handlers[method.name] = (method, handler)
 
     async def listen(self, host: str, port: int) -> int:
         self.net.nodes[self.addr] = self
@@ -106,12 +118,19 @@ class SimRpc:
             if a != self.addr and a not in self.net.down and self.net.reachable(self.addr, a)
         }
 
+    def peer_versions(self) -> dict[str, int]:
+        return {
+            e.node_id: min(self.max_version, e.max_version)
+            for a, e in sorted(self.net.nodes.items())
+            if a != self.addr and a not in self.net.down
+        }
+
     def reset_backoff(self, addr: str) -> None:
         return None
 
     def request(
-        self, addr: str, method: str, body: Any, timeout_s: float = 5.0
-    ) -> asyncio.Future[Any]:
+        self, addr: str, method: Method[Any, Rep], body: Any, timeout_s: float = 5.0
+    ) -> asyncio.Future[Rep]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self.stats.calls += 1
@@ -127,7 +146,7 @@ class SimRpc:
         def timed_out() -> None:
             if not fut.done():
                 self.stats.timeouts += 1
-                fail(RpcError(f"{method} to {addr} timed out after {timeout_s:.3g}s"))
+                fail(RpcError(f"{method.name} to {addr} timed out after {timeout_s:.3g}s"))
 
         timer = loop.call_later(timeout_s, timed_out)
         fut.add_done_callback(lambda _: timer.cancel())
@@ -135,22 +154,26 @@ class SimRpc:
         if target is None or addr in self.net.down:
             loop.call_later(self.net.delay(), fail, Unreachable(f"cannot connect to {addr}"))
             return fut
-        payload = msgpack.packb(body, use_bin_type=True)
+        version = min(self.max_version, target.max_version)
+        payload = _pack(method.codec(version).encode_request(body))
 
         def reply(ok: bool, data: bytes) -> None:
             def arrive() -> None:
                 if fut.done():
                     return
                 value = msgpack.unpackb(data, raw=False, strict_map_key=False)
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(RemoteError(str(value)))
+                try:
+                    if ok:
+                        fut.set_result(schema.decode_reply(method, version, value))
+                    else:
+                        fut.set_exception(schema.error_from_wire(version, value))
+                except RpcError as e:
+                    fut.set_exception(e)
 
             self.net.deliver(addr, self.addr, arrive)
 
         def on_arrival() -> None:
-            target.serve(self.node_id, method, payload, reply)
+            target.serve(self.node_id, version, method.name, payload, reply)
 
         if (
             self.net.deliver(self.addr, addr, on_arrival)
@@ -159,26 +182,41 @@ class SimRpc:
             self.net.deliver(
                 self.addr,
                 addr,
-                lambda: target.serve(self.node_id, method, payload, lambda ok, d: None),
+                lambda: target.serve(
+                    self.node_id, version, method.name, payload, lambda ok, d: None
+                ),
             )
         return fut
 
     def serve(
-        self, src: str, method: str, payload: bytes, reply: Callable[[bool, bytes], None]
+        self,
+        src: str,
+        version: int,
+        name: str,
+        payload: bytes,
+        reply: Callable[[bool, bytes], None],
     ) -> None:
-        handler = self.handlers.get(method)
+        entry = self.handlers.get(name)
         self.stats.served += 1
-        if handler is None:
-            reply(False, msgpack.packb(f"unknown method {method!r}"))
+        method = entry[0] if entry is not None else None
+
+        def failed(e: Exception) -> None:
+            as_reply, body = schema.failure_body(method, version, schema.as_remote_error(e))
+            reply(as_reply, _pack(body))
+
+        if entry is None:
+            failed(RemoteError(f"unknown method {name!r}", schema.ErrorCode.UNKNOWN_METHOD))
             return
+        method, handler = entry
         body = msgpack.unpackb(payload, raw=False, strict_map_key=False)
         try:
-            result = handler(body, src)
+            result = handler(schema.decode_request(method, version, body), src)
         except Exception as e:
-            reply(False, msgpack.packb(f"{type(e).__name__}: {e}"))
+            failed(e)
             return
+        encode = method.codec(version).encode_reply
         if not inspect.isawaitable(result):
-            reply(True, msgpack.packb(result, use_bin_type=True))
+            reply(True, _pack(encode(result)))
             return
 
         async def finish(aw: Any) -> None:
@@ -187,15 +225,17 @@ class SimRpc:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                reply(False, msgpack.packb(f"{type(e).__name__}: {e}"))
+                failed(e)
                 return
-            reply(True, msgpack.packb(value, use_bin_type=True))
+            reply(True, _pack(encode(value)))
 
         task = asyncio.ensure_future(finish(result))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def call(self, addr: str, method: str, body: Any, timeout_s: float = 5.0) -> Any:
+    async def call(
+        self, addr: str, method: Method[Any, Rep], body: Any, timeout_s: float = 5.0
+    ) -> Rep:
         return await self.request(addr, method, body, timeout_s)
 
     def crash(self) -> None:
@@ -210,3 +250,12 @@ class SimRpc:
 
     async def close(self) -> None:
         self.crash()
+
+
+def _pack(obj: Any) -> bytes:
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
+
+
+def _ignore(ok: bool, data: bytes) -> None:
+    return None
