@@ -39,6 +39,7 @@ from typing import Any
 import msgpack
 
 from ring.position import storage_key_position
+from ring.ring import Ring
 
 # spec: n_val -> sorted, non-overlapping ranges (lo exclusive, hi inclusive)
 Spec = Mapping[int, list[tuple[int, int]]]
@@ -54,6 +55,28 @@ DEFAULT_MAX_OBJECT_BYTES = 63 * 1024 * 1024  # the largest object one message ca
 
 class AntiEntropyError(ValueError):
     """A malformed anti-entropy message from a peer."""
+
+
+def range_spec(ring: Ring, node: str, n_vals: Iterable[int]) -> dict[int, list[tuple[int, int]]]:
+    """The ranges ``node`` replicates, per n_val in use: what it pulls from each peer.
+    Empty for a node outside the ring (it replicates nothing)."""
+    if node not in ring:
+        return {}
+    return {n: ring.owned_ranges(node, n) for n in n_vals}
+
+
+def watermark_to_bytes(incarnation: str, spec: str, watermark: int) -> bytes:
+    """A peer's watermark as persisted: the peer's incarnation, the hash of the spec it
+    was reached under, and the log seq up to which everything was pulled."""
+    data: bytes = msgpack.packb([incarnation, spec, watermark])
+    return data
+
+
+def watermark_from_bytes(raw: bytes) -> tuple[str, str, int]:
+    incarnation, spec, watermark = msgpack.unpackb(raw)
+    if not isinstance(incarnation, str) or not isinstance(spec, str) or type(watermark) is not int:
+        raise AntiEntropyError("a persisted watermark of another shape")
+    return incarnation, spec, watermark
 
 
 def spec_hash(spec: Spec) -> str:

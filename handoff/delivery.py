@@ -24,21 +24,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+
+from handoff.hints import HintQueue
 
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[bytes, bytes]]  # (objects key, stored object bytes)
-
-
-class HintStore(Protocol):
-    """The durable hints of this node."""
-
-    def hint_counts(self) -> dict[str, int]: ...
-
-    def hints_for(self, target: str, after: bytes, limit: int) -> Batch: ...
-
-    def delete_hints_if_unchanged(self, target: str, sent: Batch) -> int: ...
 
 
 Deliver = Callable[[str, Batch], Awaitable[None]]  # raises when the target did not ack
@@ -94,7 +85,7 @@ class HintDeliveryService:
 
     def __init__(
         self,
-        store: HintStore,
+        store: HintQueue,
         deliver: Deliver,
         is_up: Callable[[str], bool],
         *,

@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgpack
+
 from ring.ring import Ring
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,18 @@ class TransferProgress:
     batches: int = 0
     cursor: bytes = b""
     start_seq: int = 0
+
+    def to_bytes(self) -> bytes:
+        """As persisted, so a leave resumes where it was after a restart."""
+        data: bytes = msgpack.packb(
+            [self.phase, self.sent, self.total, self.batches, self.cursor, self.start_seq]
+        )
+        return data
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> TransferProgress:
+        phase, sent, total, batches, cursor, start_seq = msgpack.unpackb(raw)
+        return cls(phase, sent, total, batches, cursor, start_seq)
 
 
 class LeaveTransfer:

@@ -25,6 +25,7 @@ from dynamo.kv import dvvset
 from dynamo.kv import object as objects
 from dynamo.kv.object import Obj
 from dynamo.storage.contract import StoreAPI
+from handoff import hints
 from http_api.types import Content
 from ring.position import storage_key_bkey
 
@@ -132,7 +133,7 @@ class Replica:
         """Is a hint first stored at ``stored_at_ms`` past its lifetime? Hints expire
         before the reaped markers that guard against them (``NodeConfig.hint_ttl_s``),
         so an old hint can never bring back a key deleted and reaped meanwhile."""
-        return self.wallclock() * 1000 - stored_at_ms > self.hint_ttl_s * 1000
+        return hints.expired(stored_at_ms, self.wallclock() * 1000, self.hint_ttl_s)
 
     def _hint(self, target: str, objkey: bytes) -> tuple[Obj, int] | None:
         """A live hint and when it was first stored; an expired one reads as absent."""
@@ -217,15 +218,14 @@ class Replica:
         self.puts += 1
         if hint_for is not None:
             held = self._hint(hint_for, objkey)
-            if held is None:
-                self.store.put_hint(hint_for, objkey, incoming, self._now_ms())
-                return incoming, True
-            hint, stored_at_ms = held
-            merged = objects.merge(hint, incoming, allow_mult)
-            if merged == hint:
-                return hint, False
-            self.store.put_hint(hint_for, objkey, merged, stored_at_ms)  # it ages from the first
-            return merged, True
+            record = hints.merge_into(
+                held, incoming, self._now_ms(), lambda a, b: objects.merge(a, b, allow_mult)
+            )
+            if record is None:
+                assert held is not None
+                return held[0], False
+            self.store.put_hint(hint_for, objkey, *record)
+            return record[0], True
         local, seq, marked = self._primary(objkey)
         if local is None:
             if dvvset.size(incoming) == 0:  # a reaped key's history, from a peer's marker

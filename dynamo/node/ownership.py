@@ -11,8 +11,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import msgpack
-
 from dynamo.kv import object as objects
 from dynamo.kv.replica import Replica
 from dynamo.net import methods
@@ -24,7 +22,14 @@ from dynamo.node.env import REAL, Env
 from dynamo.node.maintenance import Maintenance
 from dynamo.storage.contract import StoreAPI
 from gossip.aae_service import AntiEntropyService
-from gossip.antientropy import AntiEntropy, Entry, spec_hash
+from gossip.antientropy import (
+    AntiEntropy,
+    Entry,
+    range_spec,
+    spec_hash,
+    watermark_from_bytes,
+    watermark_to_bytes,
+)
 from gossip.membership import LEAVING
 from handoff.delivery import Batch, HintDeliveryService, reroute
 from handoff.transfer import LeaveTransfer, TransferProgress, new_holders
@@ -64,8 +69,7 @@ class Ownership:
             max_object_bytes=config.rpc_max_frame_bytes - MESSAGE_ENVELOPE_BYTES,
         )
         for peer, raw in store.meta_scan(META_AAE, b"", 100_000):
-            inc, spec, wm = msgpack.unpackb(raw)
-            self.aae.load(peer.decode(), inc, spec, wm)
+            self.aae.load(peer.decode(), *watermark_from_bytes(raw))
         self.aae_service = AntiEntropyService(
             self.aae,
             store,
@@ -127,10 +131,7 @@ class Ownership:
 
     def spec(self) -> dict[int, list[tuple[int, int]]]:
         """The ranges this node replicates, per n_val in use."""
-        ring = self.cluster.ring
-        if self.node_id not in ring:
-            return {}
-        return {n: ring.owned_ranges(self.node_id, n) for n in self.cluster.n_vals()}
+        return range_spec(self.cluster.ring, self.node_id, self.cluster.n_vals())
 
     def _aae_peers(self) -> list[str]:
         return [n for n in self.cluster.ring.members if n != self.node_id and self.cluster.is_up(n)]
@@ -147,7 +148,9 @@ class Ownership:
         return changed
 
     def _persist_watermark(self, peer: str, incarnation: str, spec: str, watermark: int) -> None:
-        self.store.put_meta(META_AAE + peer.encode(), msgpack.packb([incarnation, spec, watermark]))
+        self.store.put_meta(
+            META_AAE + peer.encode(), watermark_to_bytes(incarnation, spec, watermark)
+        )
 
     def aae_status(self) -> dict[str, Any]:
         return {
@@ -205,13 +208,10 @@ class Ownership:
         raw = self.store.get_meta(META_LEAVE)
         if not raw:
             return TransferProgress()
-        phase, sent, total, batches, cursor, start_seq = msgpack.unpackb(raw)
-        return TransferProgress(phase, sent, total, batches, cursor, start_seq)
+        return TransferProgress.from_bytes(raw)
 
     def _save_leave_progress(self, p: TransferProgress) -> None:
-        self.store.put_meta(
-            META_LEAVE, msgpack.packb([p.phase, p.sent, p.total, p.batches, p.cursor, p.start_seq])
-        )
+        self.store.put_meta(META_LEAVE, p.to_bytes())
 
     async def leave(self) -> None:
         """Hand every object over to its future replicas; retries until done."""

@@ -91,18 +91,6 @@ def remove_ops(objkey: bytes, seq: int, seq_floor: int, marker: bytes | None) ->
     return ops
 
 
-def hint_key(target: str, objkey: bytes) -> bytes:
-    t = target.encode()
-    if len(t) > 255:
-        raise ValueError("node id longer than 255 bytes")
-    return bytes((len(t),)) + t + objkey
-
-
-def split_hint_key(hk: bytes) -> tuple[str, bytes]:
-    n = hk[0]
-    return hk[1 : 1 + n].decode(), hk[1 + n :]
-
-
 class StoreAPI(abc.ABC):
     """What the node needs of its storage. ``Store`` is RocksDB; ``dynamo.storage.memory.MemStore``
     is an in-memory fake for simulations (it can lose unsynced writes on a crash).

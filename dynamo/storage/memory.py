@@ -30,9 +30,8 @@ from dynamo.storage.contract import (
     Op,
     StorageError,
     StoreAPI,
-    hint_key,
-    split_hint_key,
 )
+from handoff.hints import hint_key, split_hint_key
 
 _U64 = struct.Struct(">Q")
 

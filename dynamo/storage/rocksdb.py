@@ -45,10 +45,9 @@ from dynamo.storage.contract import (
     Op,
     StorageError,
     StoreAPI,
-    hint_key,
-    split_hint_key,
     u64,
 )
+from handoff.hints import hint_key, split_hint_key
 
 log = logging.getLogger(__name__)
 _U64 = struct.Struct(">Q")

@@ -5,22 +5,29 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+import msgpack
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gossip.antientropy import (
     AntiEntropy,
+    AntiEntropyError,
     FetchReply,
     PullReply,
     fetch_reply_from_wire,
     fetch_reply_to_wire,
     in_ranges,
+    range_spec,
     reply_from_wire,
     reply_to_wire,
     request_from_wire,
     request_to_wire,
     spec_hash,
+    watermark_from_bytes,
+    watermark_to_bytes,
 )
+from ring.ring import Ring
 
 EVERYTHING = {3: [(-1, 2**64 - 1)]}
 
@@ -289,3 +296,18 @@ def test_ranges_and_spec_hash() -> None:
     assert in_ranges(ranges, 2**64 - 1)
     assert spec_hash({3: ranges}) == spec_hash({3: list(ranges)})
     assert spec_hash({3: ranges}) != spec_hash({2: ranges})
+
+
+def test_a_watermark_round_trips_and_a_foreign_record_is_refused() -> None:
+    raw = watermark_to_bytes("inc1", "spec9", 42)
+    assert watermark_from_bytes(raw) == ("inc1", "spec9", 42)
+    with pytest.raises(AntiEntropyError):
+        watermark_from_bytes(msgpack.packb(["inc1", 7, "x"]))
+
+
+def test_the_range_spec_is_what_the_node_replicates_per_n_val() -> None:
+    ring = Ring(["a", "b", "c", "d"], 16)
+    spec = range_spec(ring, "a", [1, 3])
+    assert set(spec) == {1, 3}
+    assert spec[3] == ring.owned_ranges("a", 3)
+    assert range_spec(ring, "z", [3]) == {}
