@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from dynamo.kv import dvvset
 from dynamo.kv import object as objects
+from dynamo.kv.forwarding import Forwarding
 from dynamo.kv.object import Obj, ObjectFormatError
 from dynamo.kv.quorum import (
     GetQuorum,
@@ -34,8 +35,8 @@ from dynamo.kv.quorum import (
 )
 from dynamo.kv.replica import Replica, TooLarge, TooManySiblings
 from dynamo.net import methods
-from dynamo.net.methods import ForwardedPut, ReplicaRead, ReplicaWrite
-from dynamo.net.rpc import Call, RemoteError, Unreachable
+from dynamo.net.methods import ReplicaRead, ReplicaWrite
+from dynamo.net.rpc import Call, Unreachable
 from dynamo.net.schema import Method
 from dynamo.node.env import REAL, Env
 from dynamo.node.stats import NodeStats
@@ -114,8 +115,7 @@ class Coordinator:
         self.sibling_warning = sibling_warning
         self.background: set[asyncio.Task[Any]] = set()
         self._warned_small_cluster = False
-        self._boot = f"{env.rng.getrandbits(32):08x}"  # forward ids stay unique across restarts
-        self._forwarded = 0
+        self.forwarding = Forwarding(self)
 
     # --- Helpers ------------------------------------------------------------------------------
 
@@ -331,7 +331,7 @@ class Coordinator:
         plan = plan_put(self.node_id, targets, forwarded)
         for dest in plan.forward_to:
             try:
-                return await self._forward(dest, bucket, key, content, context, opts)
+                return await self.forwarding.forward(dest, bucket, key, content, context, opts)
             except Unreachable:
                 continue
         if not targets:
@@ -462,34 +462,6 @@ class Coordinator:
             timer = loop.call_later(timeout_s, _resolve, enough)
             await enough
             timer.cancel()
-
-    async def _forward(
-        self,
-        node: str,
-        bucket: bytes,
-        key: bytes,
-        content: Content,
-        context: bytes | None,
-        opts: PutOptions,
-    ) -> Obj | None:
-        self.stats.coord_redirs_total += 1
-        self._forwarded += 1
-        forward_id = f"{self.node_id}/{self._boot}/{self._forwarded}"
-        body = ForwardedPut(bucket, key, content, context, opts, forward_id)
-        timeout_s = self._timeout_s(opts.timeout_ms) + 1.0
-        try:
-            payload = await self.call(node, methods.COORD_PUT, body, timeout_s)
-        except Unreachable:
-            raise
-        except Exception as e:
-            refused = methods.service_error(e) if isinstance(e, RemoteError) else None
-            if refused is not None:
-                raise refused from None  # the coordinator's answer, relayed as it was
-            raise self._fail(
-                "forward",
-                f"coordinator {node} did not answer ({e}); the write may have been applied",
-            )
-        return None if payload is None else objects.decode(payload)[0]
 
     async def put_forwarded(
         self, bucket: bytes, key: bytes, content: Content, context: bytes | None, opts: PutOptions

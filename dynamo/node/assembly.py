@@ -125,7 +125,7 @@ class Node:
         r = self.rpc.register
         r(methods.GET, self.peer_handlers.handle_get)
         r(methods.PUT, self.peer_handlers.handle_put)
-        r(methods.COORD_PUT, self.peer_handlers.handle_coord_put)
+        r(methods.COORD_PUT, self.coordinator.forwarding.handle_coord_put)
         self.listing.register(r)
         self.ownership.register(r)
         self.cluster.register()

@@ -227,7 +227,7 @@ def inject_bug(node: Node, bug: str) -> None:
 
         coordinator.put = ack_first  # type: ignore[method-assign]
     elif bug == "drop-context-on-forward":
-        original = node.peer_handlers.handle_coord_put
+        original = node.coordinator.forwarding.handle_coord_put
 
         async def no_context(req: ForwardedPut, peer: str) -> bytes | None:
             return await original(dataclasses.replace(req, context=None), peer)
