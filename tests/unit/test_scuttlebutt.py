@@ -1,28 +1,21 @@
-"""Scuttlebutt state machine, its wire format and the peer-selection policy."""
+"""The scuttlebutt state machine (``gossip.scuttlebutt``). Its wire format:
+``test_gossip_wire.py``; the peer-selection policy: ``test_gossip_peers.py``."""
 
 from __future__ import annotations
-
-import random
-from collections import Counter
 
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gossip.peers import DOWN_PROBE_MAX, choose_peer
 from gossip.scuttlebutt import (
     KEY_HEARTBEAT,
-    KIND_ACK,
-    KIND_ACK2,
-    KIND_SYN,
     GossipAck,
     GossipAck2,
     GossipMessage,
     GossipSyn,
     HeartbeatState,
     NodeDelta,
-    ProtocolError,
     Scuttlebutt,
     Update,
     _node_delta,
@@ -417,122 +410,3 @@ def test_watermarks_stay_valid_and_all_converge(script: list[tuple[object, ...]]
         for x, owner in owners.items():
             assert observer.generation(x) == owner.generation(x)
             assert observer.items(x) == owner.items(x)
-
-
-# -- wire --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "msg",
-    [
-        GossipSyn(digest={"a": (1, 5), "b": (0, 0)}),
-        GossipSyn(digest={}),
-        GossipAck(
-            deltas=(
-                NodeDelta(
-                    node="a", generation=3, entries=(("x", {"k": [1, 2]}, 4), ("y", None, 6))
-                ),
-                NodeDelta(node="b", generation=1, entries=((KEY_HEARTBEAT, 9, 2),)),
-            ),
-            request={"c": (2, 7)},
-        ),
-        GossipAck2(deltas=()),
-    ],
-)
-def test_messages_survive_the_wire(msg: GossipMessage) -> None:
-    assert over_wire(msg) == msg
-
-
-def test_kinds_are_numbered_once() -> None:
-    assert (KIND_SYN, KIND_ACK, KIND_ACK2) == (1, 2, 3)
-    assert wire_kind(GossipAck2(deltas=())) == KIND_ACK2
-
-
-def test_unknown_fields_are_ignored() -> None:
-    assert from_wire(KIND_ACK2, {"d": [], "future": 1}) == GossipAck2(deltas=())
-
-
-GOOD_DELTA = ["a", 1, [["x", 1, 1]]]
-
-
-@pytest.mark.parametrize(
-    ("kind", "body", "match"),
-    [
-        (9, {}, "unknown gossip message kind"),
-        (True, {"d": [[], [], []]}, "unknown gossip message kind"),
-        (KIND_SYN, [], "must be a map"),
-        (KIND_SYN, {}, "missing field 'd'"),
-        (KIND_SYN, {"d": {"a": [1, 1]}}, r"\[nodes, generations, max_versions\]"),
-        (KIND_SYN, {"d": [["a"], [1], []]}, "differ in length"),
-        (KIND_SYN, {"d": [["a"], 1, [1]]}, "must be arrays"),
-        (KIND_SYN, {"d": [[""], [1], [1]]}, "node ids"),
-        (KIND_SYN, {"d": [[7], [1], [1]]}, "node ids"),
-        (KIND_SYN, {"d": [["a"], [-1], [1]]}, "generations"),
-        (KIND_SYN, {"d": [["a"], [True], [1]]}, "generations"),
-        (KIND_SYN, {"d": [["a"], [1], [1.5]]}, "max_versions"),
-        (KIND_SYN, {"d": [["a", "a"], [1, 1], [1, 1]]}, "twice"),
-        (KIND_ACK, {"d": []}, "missing field 'r'"),
-        (KIND_ACK2, {"d": {}}, "must be an array"),
-        (KIND_ACK2, {"d": [["a", 1]]}, "must be \\[node, generation, entries\\]"),
-        (KIND_ACK2, {"d": [["a", 1, []]]}, "non-empty"),
-        (KIND_ACK2, {"d": [["a", -1, [["x", 1, 1]]]]}, "generation"),
-        (KIND_ACK2, {"d": [[None, 1, [["x", 1, 1]]]]}, "node id"),
-        (KIND_ACK2, {"d": [GOOD_DELTA, GOOD_DELTA]}, "twice"),
-        (KIND_ACK2, {"d": [["a", 1, [["x", 1]]]]}, "entry must be"),
-        (KIND_ACK2, {"d": [["a", 1, [[1, 1, 1]]]]}, "key must be"),
-        (KIND_ACK2, {"d": [["a", 1, [["x", 1, 0]]]]}, "version"),
-        (KIND_ACK2, {"d": [["a", 1, [["x", 1, 2], ["y", 1, 2]]]]}, "increasing"),
-        (KIND_ACK2, {"d": [["a", 1, [["heartbeat", "x", 1]]]]}, "heartbeat"),
-    ],
-)
-def test_malformed_messages_say_what_is_wrong(kind: object, body: object, match: str) -> None:
-    with pytest.raises(ProtocolError, match=match):
-        from_wire(kind, body)
-
-
-# -- peer selection ----------------------------------------------------------------
-
-
-def test_nobody_to_talk_to() -> None:
-    assert choose_peer(random.Random(1), [], [], [], "me") is None
-    assert choose_peer(random.Random(1), ["me"], ["me"], ["me"], "me") is None
-
-
-def test_a_newcomer_asks_a_seed() -> None:
-    rng = random.Random(1)
-    assert {choose_peer(rng, [], [], ["s1", "me"], "me") for _ in range(50)} == {"s1"}
-
-
-def test_with_only_down_peers_it_probes_them_and_the_seeds() -> None:
-    rng = random.Random(2)
-    picks = Counter(choose_peer(rng, [], ["d"], ["s"], "me") for _ in range(1000))
-    assert set(picks) == {"d", "s"}
-    assert choose_peer(rng, [], ["d"], [], "me") == "d"
-
-
-def test_mostly_a_live_peer_sometimes_a_seed_rarely_a_down_one() -> None:
-    seed = 3
-    rng = random.Random(seed)
-    live = [f"n{i}" for i in range(9)]
-    trials = 20_000
-    picks = Counter(choose_peer(rng, live, ["dead"], ["seed"], "me") for _ in range(trials))
-    assert picks["seed"] / trials == pytest.approx(1 / 10, abs=0.01), seed
-    assert picks["dead"] / trials == pytest.approx(1 / 10, abs=0.01), seed
-    assert "me" not in picks
-    assert all(picks[n] > 0 for n in live)
-
-
-def test_down_probes_are_capped() -> None:
-    rng = random.Random(4)
-    down = [f"d{i}" for i in range(100)]
-    picks = [choose_peer(rng, ["a", "b"], down, [], "me") for _ in range(10_000)]
-    share = sum(p in down for p in picks) / len(picks)
-    assert share == pytest.approx(DOWN_PROBE_MAX, abs=0.01)
-
-
-def test_choice_is_deterministic_for_a_seed() -> None:
-    def run() -> list[str | None]:
-        rng = random.Random(5)
-        return [choose_peer(rng, ["a", "b", "c"], ["d"], ["s"], "me") for _ in range(100)]
-
-    assert run() == run()
