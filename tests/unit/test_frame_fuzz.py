@@ -52,6 +52,18 @@ SOCKET_EXAMPLES = 1000
 ECHO, AECHO, BOOM = (Method(name, CARRIED, CARRIED) for name in METHODS[:3])
 
 
+def _fuzzing(examples: int) -> settings:
+    """Derandomized, so CI sees the same inputs every run."""
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=False,
+    )
+
+
 # --- Servers -----------------------------------------------------------------------------------
 
 
@@ -132,14 +144,7 @@ def _drive(s: Scenario) -> tuple[int, int]:
 def test_the_frame_core_without_a_loop() -> None:
     totals = {"served": 0, "errors": 0, "guarded served": 0, "guarded errors": 0}
 
-    @settings(
-        max_examples=FAKE_EXAMPLES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-        print_blob=False,
-    )
+    @_fuzzing(FAKE_EXAMPLES)
     @given(scenario=SCENARIOS)
     def feed(scenario: Scenario) -> None:
         served, errors = _drive(scenario)
@@ -230,14 +235,7 @@ def test_frames_over_real_sockets_close_only_their_connection() -> None:
             assert client.connections == {client_conn}
             assert not client_conn.closed
 
-        @settings(
-            max_examples=SOCKET_EXAMPLES,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-            print_blob=False,
-        )
+        @_fuzzing(SOCKET_EXAMPLES)
         @given(scenario=SCENARIOS)
         def send(scenario: Scenario) -> None:
             nonlocal examples
