@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from dynamo.kv import object as objects
 from dynamo.net.schema import (
@@ -54,8 +54,7 @@ _QUORUM = (int, str)
 # --- get: read one replica -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ReplicaRead:
+class ReplicaRead(NamedTuple):  # a tuple: the hottest message, cheapest to make
     objkey: bytes
     hint_for: str | None  # read the hint held for this node, not the primary copy
 
@@ -66,12 +65,20 @@ def _read_v1(b: Any) -> ReplicaRead:
 
 
 def _read_v2(b: Any) -> ReplicaRead:
+    if type(b) is dict:  # the fast path: a well-formed body
+        k, h = b.get("k"), b.get("h")
+        if type(k) is bytes and (h is None or type(h) is str):
+            return ReplicaRead(k, h)
     return ReplicaRead(field(b, "k", bytes, "get"), field(b, "h", _OPT_STR, "get"))
 
 
 def _raw_v2(b: Any) -> bytes | None:
-    raw: bytes | None = field(b, "o", _OPT_BYTES, "get reply")
-    return raw
+    if type(b) is dict:
+        raw = b.get("o")
+        if raw is None or type(raw) is bytes:
+            return raw
+    checked: bytes | None = field(b, "o", _OPT_BYTES, "reply")
+    return checked
 
 
 GET: Method[ReplicaRead, bytes | None] = Method(
@@ -94,8 +101,7 @@ GET: Method[ReplicaRead, bytes | None] = Method(
 # --- put: write one replica ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ReplicaWrite:
+class ReplicaWrite(NamedTuple):
     objkey: bytes
     raw: bytes  # the encoded object, merged into the replica's copy
     hint_for: str | None  # store it as a hint for this node
@@ -115,6 +121,16 @@ def _write_v1(b: Any) -> ReplicaWrite:
 
 
 def _write_v2(b: Any) -> ReplicaWrite:
+    if type(b) is dict:  # the fast path: a well-formed body
+        k, o, h, m, d = b.get("k"), b.get("o"), b.get("h"), b.get("m"), b.get("d")
+        if (
+            type(k) is bytes
+            and type(o) is bytes
+            and (h is None or type(h) is str)
+            and type(m) is bool
+            and type(d) is bool
+        ):
+            return ReplicaWrite(k, o, h, m, d)
     return ReplicaWrite(
         field(b, "k", bytes, "put"),
         field(b, "o", bytes, "put"),
@@ -129,6 +145,12 @@ def _synced_v1(b: Any) -> bool:
     return bool(durable)
 
 
+def _synced_v2(b: Any) -> bool:
+    if type(b) is dict and type(b.get("s")) is bool:
+        return bool(b["s"])
+    return bool(field(b, "s", bool, "put reply"))
+
+
 PUT: Method[ReplicaWrite, bool] = Method(
     "put",
     v1=Codec(
@@ -141,7 +163,7 @@ PUT: Method[ReplicaWrite, bool] = Method(
         lambda w: {"k": w.objkey, "o": w.raw, "h": w.hint_for, "m": w.allow_mult, "d": w.durable},
         _write_v2,
         lambda synced: {"s": synced},
-        lambda b: bool(field(b, "s", bool, "put reply")),
+        _synced_v2,
     ),
 )
 

@@ -179,7 +179,13 @@ class Connection(asyncio.Protocol):
             return
         method, handler = entry
         try:
-            result = handler(schema.decode_request(method, self.version, body), self.peer_node)
+            try:
+                request = method.codecs[self.session.version].decode_request(body)
+            except schema.DECODE_ERRORS as e:
+                raise schema.RemoteError(
+                    f"malformed {name} request: {e}", schema.ErrorCode.BAD_REQUEST
+                ) from e
+            result = handler(request, self.session.peer_node)
         except Exception as e:
             self._reply_error(rid, method, e)
             return
@@ -202,7 +208,7 @@ class Connection(asyncio.Protocol):
 
     def _reply(self, rid: int, method: Method[Any, Any], result: Any) -> None:
         try:
-            self._send(REPLY, rid, method.codec(self.version).encode_reply(result))
+            self._send(REPLY, rid, method.codecs[self.session.version].encode_reply(result))
         except (RpcError, TypeError, ValueError) as e:
             log.error("reply %d to %s cannot be sent: %s", rid, method.name, e)
             self._reply_error(rid, method, RemoteError(f"reply cannot be sent: {e}"))
@@ -232,9 +238,11 @@ class Connection(asyncio.Protocol):
             fut.set_exception(schema.error_from_wire(self.version, event.body))
             return
         try:
-            fut.set_result(schema.decode_reply(method, self.version, event.body))
-        except RpcError as e:
+            fut.set_result(method.codecs[self.session.version].decode_reply(event.body))
+        except RemoteError as e:
             fut.set_exception(e)
+        except schema.DECODE_ERRORS as e:
+            fut.set_exception(RpcError(f"malformed {method.name} reply: {e}"))
 
     def request(self, method: Method[Any, Rep], body: Any, timeout_s: float) -> asyncio.Future[Rep]:
         """Send a request; the future holds the typed reply, or ``RpcError`` on failure
@@ -243,7 +251,8 @@ class Connection(asyncio.Protocol):
         self.next_id += 1
         fut: asyncio.Future[Any] = self.loop.create_future()
         try:
-            self._send(REQUEST, rid, method.codec(self.version).encode_request(body), method.name)
+            encoded = method.codecs[self.session.version].encode_request(body)
+            self._send(REQUEST, rid, encoded, method.name)
         except (RpcError, TypeError, ValueError) as e:
             fut.set_exception(e if isinstance(e, RpcError) else RpcError(f"cannot encode: {e}"))
             return fut
@@ -268,7 +277,9 @@ class Connection(asyncio.Protocol):
         if self.closed or self.transport is None:
             return
         self.session.send(kind, rid, name, body)
-        self._schedule_flush()
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
 
     def _schedule_flush(self) -> None:
         if self.session.has_outgoing and not self.flush_scheduled:

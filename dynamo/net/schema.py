@@ -129,9 +129,14 @@ class Method(Generic[Req, Rep]):
     v2: Codec[Req, Rep]
     #: v1 answered this method's failures as a reply of this shape, not an error frame.
     v1_error_reply: Callable[[RemoteError], Any] | None = None
+    #: The codec of each version, by number (what the shells index on every call).
+    codecs: tuple[Codec[Req, Rep], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codecs", (self.v1, self.v1, self.v2))
 
     def codec(self, version: int) -> Codec[Req, Rep]:
-        return self.v1 if version == V1 else self.v2
+        return self.codecs[version]
 
 
 class Registry:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgpack
 
@@ -63,23 +63,23 @@ class SessionStats:
 # --- Events ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Ready:
+# Events are named tuples: one is made per frame, and a tuple is the cheapest to make.
+
+
+class Ready(NamedTuple):
     """The handshake is done: calls may flow, in ``version``."""
 
     peer_node: str
     version: int
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     rid: int
     method: str
     body: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """A REPLY (``ok``) or an ERROR frame for the call ``rid``."""
 
     rid: int
@@ -196,19 +196,23 @@ class Session:
         return events
 
     def _frame(self, frame: Any) -> Event | None:
-        if not isinstance(frame, list) or len(frame) != 4 or not isinstance(frame[0], int):
+        if type(frame) is not list or len(frame) != 4:
             raise _Fail("protocol", "a frame that is not [kind, id, method, body]")
         kind, rid, method, body = frame
+        if not isinstance(kind, int):
+            raise _Fail("protocol", "a frame that is not [kind, id, method, body]")
         if not isinstance(rid, int):
             raise _Fail("protocol", "a frame with a non-integer request id")
-        if not self.ready:
+        if not self.version:
             return self._handshake(kind, body)
+        if kind == REPLY:
+            return Answer(rid, True, body)
         if kind == REQUEST:
             if not isinstance(method, str):
                 raise _Fail("protocol", "a request without a method name")
             return Request(rid, method, body)
-        if kind in (REPLY, ERROR):
-            return Answer(rid, kind == REPLY, body)
+        if kind == ERROR:
+            return Answer(rid, False, body)
         raise _Fail("protocol", f"unknown frame kind {kind}")
 
     # --- Handshake ----------------------------------------------------------------------------
