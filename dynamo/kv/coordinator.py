@@ -11,7 +11,6 @@ replicas are repaired.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -343,7 +342,7 @@ class Coordinator:
             raise self._fail("w", err)
         me, targets = plan.me, plan.targets
         # The coordinator stamps the write, on its clock, whoever received it.
-        content = dataclasses.replace(content, last_modified_us=int(self.env.wallclock() * 1e6))
+        content = objects.stamped(content, int(self.env.wallclock() * 1e6))
         if opts.if_none_match:
             existing = await self.get(bucket, key, GetOptions(timeout_ms=opts.timeout_ms))
             if existing.found:

@@ -56,6 +56,22 @@ def content_to_wire(c: Content) -> list[Any]:
     ]
 
 
+def stamped(c: Content, last_modified_us: int) -> Content:
+    """``c`` with its last-modified time set: on every write, at about half the cost of
+    ``dataclasses.replace`` (a test holds the two equal, every field included)."""
+    return Content(
+        value=c.value,
+        content_type=c.content_type,
+        charset=c.charset,
+        content_encoding=c.content_encoding,
+        user_meta=c.user_meta,
+        links=c.links,
+        indexes=c.indexes,
+        last_modified_us=last_modified_us,
+        deleted=c.deleted,
+    )
+
+
 def _pairs(x: Any) -> tuple[tuple[str, str], ...]:
     return tuple((str(a), str(b)) for a, b in x)
 

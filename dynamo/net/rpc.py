@@ -13,7 +13,6 @@ Frames queued in one turn of the event loop go out in one ``write``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import secrets
 import ssl
@@ -29,9 +28,7 @@ from dynamo.net.session import (
     PROTOCOL_VERSION,
     REPLY,
     REQUEST,
-    Answer,
     Ready,
-    Request,
     Session,
     SessionConfig,
     SessionStats,
@@ -137,10 +134,11 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         session = self.session
         for event in session.receive(data):
-            if isinstance(event, Request):
-                self._serve(event.rid, event.method, event.body)
-            elif isinstance(event, Answer):
-                self._answer(event)
+            if type(event) is list:  # a call's frame: [kind, rid, method, body]
+                if event[0] == REQUEST:
+                    self._serve(event[1], event[2], event[3])
+                else:
+                    self._answer(event[1], event[0] == REPLY, event[3])
             elif isinstance(event, Ready) and not self.ready.done():
                 self.ready.set_result(None)
         if session.failure is not None:
@@ -189,7 +187,7 @@ class Connection(asyncio.Protocol):
         except Exception as e:
             self._reply_error(rid, method, e)
             return
-        if inspect.isawaitable(result):
+        if hasattr(result, "__await__"):  # a coroutine or future (inspect.isawaitable, cheaper)
             task = asyncio.ensure_future(self._finish(rid, method, result))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -226,19 +224,19 @@ class Connection(asyncio.Protocol):
 
     # --- Calling --------------------------------------------------------------------------------
 
-    def _answer(self, event: Answer) -> None:
-        entry = self.pending.pop(event.rid, None)
+    def _answer(self, rid: int, ok: bool, body: Any) -> None:
+        entry = self.pending.pop(rid, None)
         if entry is None:
             return  # the call timed out already
         fut, timer, method = entry
         timer.cancel()
         if fut.done():
             return
-        if not event.ok:
-            fut.set_exception(schema.error_from_wire(self.version, event.body))
+        if not ok:
+            fut.set_exception(schema.error_from_wire(self.version, body))
             return
         try:
-            fut.set_result(method.codecs[self.session.version].decode_reply(event.body))
+            fut.set_result(method.codecs[self.session.version].decode_reply(body))
         except RemoteError as e:
             fut.set_exception(e)
         except schema.DECODE_ERRORS as e:

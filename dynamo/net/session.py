@@ -63,7 +63,8 @@ class SessionStats:
 # --- Events ---------------------------------------------------------------------------------
 
 
-# Events are named tuples: one is made per frame, and a tuple is the cheapest to make.
+# Events: the handshake's end is a named tuple; a call's frame is handed over as the list
+# msgpack made, once checked (one is made per call: no new object is the cheapest).
 
 
 class Ready(NamedTuple):
@@ -73,21 +74,12 @@ class Ready(NamedTuple):
     version: int
 
 
-class Request(NamedTuple):
-    rid: int
-    method: str
-    body: Any
+#: A checked frame ``[kind, rid, method, body]``: ``kind`` is REQUEST (``method`` a str),
+#: REPLY or ERROR (an answer to the call ``rid``); ``rid`` is an int.
+Frame = list[Any]
 
 
-class Answer(NamedTuple):
-    """A REPLY (``ok``) or an ERROR frame for the call ``rid``."""
-
-    rid: int
-    ok: bool
-    body: Any
-
-
-Event = Ready | Request | Answer
+Event = Ready | Frame
 FailureKind = Literal["protocol", "auth", "too_large"]
 
 
@@ -148,6 +140,9 @@ class Session:
         self._agreed = V1  # a listener's choice, while it waits for the dialer's proof
         self.failure: Failure | None = None
         self._out: list[bytes] = []
+        self._handshake_limit = min(config.max_frame_bytes, HANDSHAKE_MAX_FRAME)
+        # One packer per session: ``msgpack.packb`` builds a packer per call (twice the cost).
+        self._pack = msgpack.Packer(use_bin_type=True).pack
 
     @property
     def ready(self) -> bool:
@@ -165,19 +160,19 @@ class Session:
         events: list[Event] = []
         if self.failure is not None:
             return events
+        unpacker = self.unpacker
         try:
             self.fed += len(data)
-            self.unpacker.feed(data)
-            for frame in self.unpacker:
-                self.frame_start = self.unpacker.tell()
-                event = self._frame(frame)
+            unpacker.feed(data)
+            frame_event = self._frame
+            for frame in unpacker:
+                self.frame_start = unpacker.tell()  # where the frame in progress begins
+                event = frame_event(frame)
                 if event is not None:
                     events.append(event)
             # The unpacker parses an unfinished frame as it comes (and keeps what it
             # parsed): bound the frame in progress, tightly until the peer proved itself.
-            limit = self.config.max_frame_bytes
-            if not self.ready:
-                limit = min(limit, HANDSHAKE_MAX_FRAME)
+            limit = self.config.max_frame_bytes if self.version else self._handshake_limit
             if self.fed - self.frame_start > limit:
                 raise msgpack.BufferFull
         except msgpack.BufferFull:
@@ -205,14 +200,12 @@ class Session:
             raise _Fail("protocol", "a frame with a non-integer request id")
         if not self.version:
             return self._handshake(kind, body)
-        if kind == REPLY:
-            return Answer(rid, True, body)
+        if kind in (REPLY, ERROR):
+            return frame
         if kind == REQUEST:
             if not isinstance(method, str):
                 raise _Fail("protocol", "a request without a method name")
-            return Request(rid, method, body)
-        if kind == ERROR:
-            return Answer(rid, False, body)
+            return frame
         raise _Fail("protocol", f"unknown frame kind {kind}")
 
     # --- Handshake ----------------------------------------------------------------------------
@@ -298,7 +291,7 @@ class Session:
         ``TypeError``/``ValueError`` if ``body`` cannot be encoded."""
         if self.failure is not None:
             return
-        data: bytes = msgpack.packb([kind, rid, method, body], use_bin_type=True)
+        data: bytes = self._pack([kind, rid, method, body])
         if len(data) > self.config.max_frame_bytes:
             raise FrameTooLarge(f"frame of {len(data)} bytes is above the limit")
         self._out.append(data)
@@ -325,12 +318,11 @@ __all__ = [
     "REQUEST",
     "V1",
     "V2",
-    "Answer",
     "Event",
     "Failure",
+    "Frame",
     "FrameTooLarge",
     "Ready",
-    "Request",
     "Session",
     "SessionConfig",
     "SessionStats",

@@ -88,3 +88,27 @@ def test_a_reaped_key_ignores_an_older_copy_and_accepts_a_new_write() -> None:
     assert store.marker(KEY) is None
     _, changed = r.write(KEY, old, None, allow_mult=True)
     assert not changed
+
+
+def test_stamping_a_write_keeps_every_other_field() -> None:
+    """The coordinator stamps writes with ``stamped`` rather than ``dataclasses.replace``
+    (it is cheaper): a field added to ``Content`` must be carried there too."""
+    import dataclasses
+
+    from dynamo.kv.object import stamped
+
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(Content):
+        values[f.name] = {
+            "value": b"v",
+            "content_type": "text/plain",
+            "charset": "utf-8",
+            "content_encoding": "gzip",
+            "user_meta": (("a", "b"),),
+            "links": (("b", "k", "t"),),
+            "indexes": (("i_bin", "x"),),
+            "last_modified_us": 1,
+            "deleted": True,
+        }[f.name]
+    c = Content(**values)  # type: ignore[arg-type]
+    assert stamped(c, 99) == dataclasses.replace(c, last_modified_us=99)

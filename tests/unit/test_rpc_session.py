@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from dynamo.net import methods, schema
 from dynamo.net.methods import ForwardedPut, KeyPage, KeyPageRequest, ReplicaRead, ReplicaWrite
 from dynamo.net.schema import V1, V2, ErrorCode, RemoteError
-from dynamo.net.session import HELLO, REQUEST, Ready, Request, Session, SessionConfig
+from dynamo.net.session import HELLO, REQUEST, Ready, Session, SessionConfig
 from http_api import errors
 from http_api.types import Content, PutOptions
 
@@ -86,7 +86,7 @@ def test_requests_flow_after_the_handshake() -> None:
     ls = _session("listener", dialer=False)
     _connect(d, ls)
     d.send(REQUEST, 7, "get", {"k": b"x", "h": None})
-    assert ls.receive(d.take_outgoing()) == [Request(7, "get", {"k": b"x", "h": None})]
+    assert ls.receive(d.take_outgoing()) == [[REQUEST, 7, "get", {"k": b"x", "h": None}]]
 
 
 # --- Codecs -------------------------------------------------------------------------------------
