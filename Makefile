@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 NODES  ?= 3
+# Basho's riak 2.7.0 client, which the suite runs against real nodes: its protobuf
+# (python3_protobuf 2.5) and ours cannot share one environment, so it gets its own.
+RIAK_VENV ?= .venv-riak
 
 .PHONY: run test lint typecheck unit clean
 
@@ -19,6 +22,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[fast,test]'
 	touch $@ $(VENV)/.installed
 
+$(RIAK_VENV)/.installed:
+	$(PYTHON) -m venv $(RIAK_VENV)
+	$(RIAK_VENV)/bin/python -m pip install -q 'riak==2.7.0'
+	touch $@
+
 run: $(VENV)/.installed
 	$(BIN)/dynamo up --nodes $(NODES)
 
@@ -30,7 +38,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(RIAK_VENV)/.installed
 	bash tests/setup.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,4 +50,4 @@ unit: $(VENV)/.installed-test
 	$(BIN)/pytest tests/unit
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(RIAK_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

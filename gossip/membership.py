@@ -7,6 +7,7 @@ key            value                                   meaning
 ============== ======================================= ===============================
 ``addr``       ``"host:port"``                         node-to-node (peer) address
 ``http``       ``"host:port"``                         HTTP address
+``pb``         ``"host:port"`` or ``""``               Riak PB address (empty: none)
 ``status``     ``joining|valid|leaving|left``          lifecycle, see below
 ``weight``     float > 0                               token share multiplier
 ``load``       dict                                    free-form load figures
@@ -35,6 +36,7 @@ __all__ = [
     "KEY_ADDR",
     "KEY_HTTP",
     "KEY_LOAD",
+    "KEY_PB",
     "KEY_STATUS",
     "KEY_WEIGHT",
     "LEAVING",
@@ -57,6 +59,7 @@ __all__ = [
 
 KEY_ADDR: Final = "addr"
 KEY_HTTP: Final = "http"
+KEY_PB: Final = "pb"
 KEY_STATUS: Final = "status"
 KEY_WEIGHT: Final = "weight"
 KEY_LOAD: Final = "load"
@@ -92,6 +95,7 @@ class Member:
     node: str
     peer_addr: str
     http_addr: str
+    pb_addr: str
     status: str
     weight: float
     generation: int
@@ -126,6 +130,7 @@ def members(sb: Scuttlebutt) -> list[Member]:
                 node=node,
                 peer_addr=_text(items.get(KEY_ADDR)),
                 http_addr=_text(items.get(KEY_HTTP)),
+                pb_addr=_text(items.get(KEY_PB)),
                 status=_status(items.get(KEY_STATUS)),
                 weight=_weight(items.get(KEY_WEIGHT)),
                 generation=heartbeat.generation,
@@ -202,7 +207,13 @@ def bucket_props(sb: Scuttlebutt) -> dict[str, dict[str, object] | None]:
 
 
 def announce(
-    sb: Scuttlebutt, *, peer_addr: str, http_addr: str, status: str, weight: float = DEFAULT_WEIGHT
+    sb: Scuttlebutt,
+    *,
+    peer_addr: str,
+    http_addr: str,
+    status: str,
+    weight: float = DEFAULT_WEIGHT,
+    pb_addr: str = "",
 ) -> None:
     """Publish our addresses, status and weight (at start, in this order)."""
     if status not in _TRANSITIONS:
@@ -211,6 +222,8 @@ def announce(
         raise ValueError(f"weight must be a finite number > 0, got {weight!r}")
     sb.set_local(KEY_ADDR, peer_addr)
     sb.set_local(KEY_HTTP, http_addr)
+    if pb_addr or sb.get(sb.node_id, KEY_PB) is not None:
+        sb.set_local(KEY_PB, pb_addr)
     set_status(sb, status)
     sb.set_local(KEY_WEIGHT, float(weight))
 

@@ -39,7 +39,11 @@ from urllib.parse import unquote_plus, urlsplit
 import aiohttp
 from yarl import URL
 
-from http_api import codec
+from http_api.client_ops import (
+    Backoff,
+    update_backoff_s,
+    update_cycle,
+)
 from http_api.client_wire import (
     DeleteParams,
     KVObject,
@@ -62,14 +66,13 @@ from http_api.client_wire import (
     parse_object,
     quorum_query,
 )
-from http_api.errors import Overloaded, Unavailable
-from http_api.resolvers import Resolver, resolve
+from http_api.resolvers import Resolver, Resolvers
 
 __all__ = [
     "AsyncClient", "Backoff", "ClientCore", "DeleteParams", "KVObject", "ListStreamParser",
     "MalformedResponse", "QueryParams", "ReadParams", "Request", "Response", "SiblingsError",
     "Streamed", "UpdateParams", "WriteParams", "bucket_path", "drive", "error_for",
-    "object_path", "parse_object", "quorum_query",
+    "object_path", "parse_object", "quorum_query", "update_backoff_s", "update_cycle",
 ]  # fmt: skip
 
 P = ParamSpec("P")
@@ -80,8 +83,6 @@ ACCEPT_OBJECT = "multipart/mixed, application/json, */*;q=0.5"
 USER_AGENT = "dynamo-client/0.1"
 DEFAULT_BINARY_TYPE = "application/octet-stream"
 DEFAULT_TEXT_TYPE = "text/plain; charset=utf-8"
-UPDATE_FIRST_BACKOFF_S = 0.05  # update(): wait before the first retry, doubled per retry...
-UPDATE_MAX_BACKOFF_S = 1.0  # ... up to this, unless the node's Retry-After asks for longer
 STREAM_READ_BYTES = 64 * 1024
 
 
@@ -95,11 +96,6 @@ class Streamed:
 
     request: Request
     parser: ListStreamParser
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    delay_s: float
 
 
 Step: TypeAlias = Request | Streamed | Backoff
@@ -131,16 +127,10 @@ def drive(
         op.close()
 
 
-def update_backoff_s(attempt: int, error: Unavailable) -> float:
-    """The wait before retry ``attempt`` (from 0) of ``update`` after ``error``."""
-    delay_s = min(UPDATE_FIRST_BACKOFF_S * 2.0**attempt, UPDATE_MAX_BACKOFF_S)
-    return max(delay_s, error.retry_after_s) if isinstance(error, Overloaded) else delay_s
-
-
 # --- The core both flavours share ----------------------------------------------------------
 
 
-class ClientCore:
+class ClientCore(Resolvers):
     """Base URL, headers, resolvers, and every operation as a generator of steps (no I/O).
 
     Resolver precedence on a read: the call's ``resolver=``, else the bucket's
@@ -161,28 +151,15 @@ class ClientCore:
             raise ValueError(f"base_url {base_url!r}: use http://host:port")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s={timeout_s!r}: use a positive number of seconds")
+        super().__init__(resolver)
         self.base_url = base_url.rstrip("/")
-        self.resolver = resolver
         self.timeout_s = timeout_s
-        self._bucket_resolvers: dict[str, Resolver] = {}
         self._headers: tuple[tuple[str, str], ...] = (("User-Agent", USER_AGENT),)
         if isinstance(auth, str):
             self._headers += (("Authorization", f"Bearer {auth}"),)
         elif auth is not None:
             basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             self._headers += (("Authorization", f"Basic {basic}"),)
-
-    def set_resolver(self, bucket: str, resolver: Resolver | None) -> None:
-        """Resolve this bucket's siblings with ``resolver`` (None: back to the client's)."""
-        if resolver is None:
-            self._bucket_resolvers.pop(bucket, None)
-        else:
-            self._bucket_resolvers[bucket] = resolver
-
-    def resolver_for(self, bucket: str, resolver: Resolver | None = None) -> Resolver | None:
-        if resolver is not None:
-            return resolver
-        return self._bucket_resolvers.get(bucket, self.resolver)
 
     def request(
         self, method: str, path: str, headers: tuple[tuple[str, str], ...] = (), body: bytes = b""
@@ -237,9 +214,7 @@ class ClientCore:
         """Read an object; with several live siblings and a resolver, resolve them."""
         path = object_path(bucket, key) + _query(params)
         response = yield from _call(self.request("GET", path, (("Accept", ACCEPT_OBJECT),)))
-        obj = parse_object(bucket, key, response)
-        chosen = self.resolver_for(bucket, resolver)
-        return resolve(obj, chosen) if chosen is not None and obj.has_siblings else obj
+        return self.resolved(parse_object(bucket, key, response), resolver)
 
     def put_op(
         self,
@@ -366,40 +341,21 @@ class ClientCore:
         return_body: bool = False,
         **params: Unpack[UpdateParams],
     ) -> Op[KVObject | None]:
-        """Read (resolved), apply ``fn`` to the value (None if not found) and write it back
-        with the read's context; on ``Unavailable`` wait and redo the whole cycle, up to
-        ``retries`` times, so ``fn`` may run more than once. The content type and user
-        metadata read are kept unless ``content_type`` is given."""
-        if unknown := set(params) - UpdateParams.__optional_keys__:
-            raise TypeError(f"unknown parameters {sorted(unknown)}")
-        read: ReadParams = {
-            "r": params.get("r"), "pr": params.get("pr"), "timeout_ms": params.get("timeout_ms"),
-            "basic_quorum": params.get("basic_quorum"), "notfound_ok": params.get("notfound_ok"),
-        }  # fmt: skip
-        write: WriteParams = {
-            "w": params.get("w"), "dw": params.get("dw"), "pw": params.get("pw"),
-            "timeout_ms": params.get("timeout_ms"),
-        }  # fmt: skip
-        attempt = 0
-        while True:
-            try:
-                obj = yield from self.get_op(bucket, key, resolver=resolver, **read)
-                current = obj.content
-                return (
-                    yield from self.put_op(
-                        bucket, key, fn(current.value if current else None),
-                        content_type=content_type
-                        or (codec.content_type_header(current) if current else None),
-                        context=obj.context, meta=dict(current.user_meta) if current else None,
-                        return_body=return_body, **write,
-                    )
-                )  # fmt: skip
-            except Unavailable as e:
-                if attempt >= retries:
-                    raise
-                delay_s = update_backoff_s(attempt, e)
-            attempt += 1
-            yield Backoff(delay_s)
+        """Read-modify-write with the read's context (``update_cycle``)."""
+        return (
+            yield from update_cycle(
+                self, bucket, key, fn, resolver=resolver, retries=retries,
+                content_type=content_type, return_body=return_body, **params,
+            )
+        )  # fmt: skip
+
+    def preflist_op(self, bucket: str, key: str) -> Op[list[dict[str, Any]]]:
+        """The key's active preference list, as Riak: ``partition``, ``node``, ``primary``."""
+        response = yield from _call(self.request("GET", object_path(bucket, key) + "/preflist"))
+        items = _json_field(response, "preflist")
+        if not isinstance(items, list):
+            raise _malformed(response, "has a preflist that is not a list")
+        return items
 
 
 # --- The asyncio flavour -------------------------------------------------------------------
@@ -512,3 +468,4 @@ class AsyncClient(ClientCore):
     set_bucket_props = _async(ClientCore.set_bucket_props_op)
     reset_bucket_props = _async(ClientCore.reset_bucket_props_op)
     update = _async(ClientCore.update_op)
+    preflist = _async(ClientCore.preflist_op)

@@ -147,3 +147,4 @@ class Client(ClientCore):
     set_bucket_props = _blocking(ClientCore.set_bucket_props_op)
     reset_bucket_props = _blocking(ClientCore.reset_bucket_props_op)
     update = _blocking(ClientCore.update_op)
+    preflist = _blocking(ClientCore.preflist_op)

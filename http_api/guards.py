@@ -13,15 +13,13 @@ per-request observation that feeds metrics.
 
 from __future__ import annotations
 
-import base64
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 
+from http_api.access import AuthConfig, ConcurrencyLimit
 from http_api.errors import Overloaded, ServiceError
 
 log = logging.getLogger("http_api.server")
@@ -29,30 +27,6 @@ log = logging.getLogger("http_api.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Observe = Callable[[str, int, float], None]
 OPEN_PATHS = frozenset({"/ping"})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuthConfig:
-    token: str = ""  # "Authorization: Bearer <token>"
-    basic: str = ""  # "user:password" for "Authorization: Basic ..."
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.token or self.basic)
-
-
-def _authorized(header: str, auth: AuthConfig) -> bool:
-    scheme, _, value = header.partition(" ")
-    scheme = scheme.lower()
-    if scheme == "bearer" and auth.token:
-        return hmac.compare_digest(value.strip().encode(), auth.token.encode())
-    if scheme == "basic" and auth.basic:
-        try:
-            given = base64.b64decode(value.strip(), validate=True)
-        except ValueError:
-            return False
-        return hmac.compare_digest(given, auth.basic.encode())
-    return False
 
 
 def text_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -81,15 +55,28 @@ class Front:
     """One middleware for everything in front of the routes (one layer is cheaper than
     four): the concurrency limit, authentication, errors to statuses, observation."""
 
-    def __init__(self, *, max_concurrent: int, auth: AuthConfig | None, observe: Observe | None):
-        self.max = max_concurrent
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        auth: AuthConfig | None,
+        observe: Observe | None,
+        limit: ConcurrencyLimit | None = None,
+    ):
+        self.limit = limit if limit is not None else ConcurrencyLimit(max_concurrent)
         self.auth = auth if auth is not None and auth.enabled else None
         self.observe = observe
-        self.in_flight = 0
-        self.refused = 0
         self.challenge = (
             'Bearer realm="dynamo"' if self.auth and self.auth.token else 'Basic realm="dynamo"'
         )
+
+    @property
+    def in_flight(self) -> int:
+        return self.limit.in_flight
+
+    @property
+    def refused(self) -> int:
+        return self.limit.refused
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -101,27 +88,24 @@ class Front:
 
     async def _guarded(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if self.in_flight >= self.max and path not in OPEN_PATHS:
-            self.refused += 1
-            return text_response(
-                503,
-                f"overloaded: {self.in_flight} requests in flight (limit {self.max});"
-                " retry after a moment",
-                {"Retry-After": "1"},
-            )
+        limit = self.limit
+        if path in OPEN_PATHS:
+            limit.in_flight += 1  # counted, never refused: liveness must answer
+        elif not limit.try_acquire():
+            return text_response(503, limit.overload_message(), {"Retry-After": "1"})
         auth = self.auth
         if (
             auth is not None
             and path not in OPEN_PATHS
-            and not _authorized(request.headers.get("Authorization", ""), auth)
+            and not auth.accepts_header(request.headers.get("Authorization", ""))
         ):
+            limit.release()
             return text_response(
                 401,
                 "authentication required: send Authorization: Bearer <token>"
                 + (" or Basic credentials" if auth.basic else ""),
                 {"WWW-Authenticate": self.challenge},
             )
-        self.in_flight += 1
         try:
             return await handler(request)
         except web.HTTPException as e:
@@ -131,7 +115,7 @@ class Front:
         except Exception as e:
             return error_response(request, e)
         finally:
-            self.in_flight -= 1
+            limit.release()
 
 
 def operation(request: web.Request) -> str:

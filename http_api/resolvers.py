@@ -19,7 +19,7 @@ from http_api.types import Content, Sibling
 
 Resolver: TypeAlias = Callable[[list[Sibling]], Content]
 
-__all__ = ["Resolver", "json_set_union", "last_write_wins", "resolve"]
+__all__ = ["Resolver", "Resolvers", "json_set_union", "last_write_wins", "resolve"]
 
 
 def last_write_wins(siblings: list[Sibling]) -> Content:
@@ -91,3 +91,30 @@ def resolve(obj: KVObject, resolver: Resolver) -> KVObject:
     content = live[0].content if len(live) == 1 else resolver(live)
     vtag = next((s.vtag for s in live if s.content == content), "")
     return dataclasses.replace(obj, siblings=[Sibling(vtag=vtag, content=content)])
+
+
+class Resolvers:
+    """Which resolver a client applies to a read: the call's ``resolver=``, else the
+    bucket's (``set_resolver``), else the client's. With none, several live siblings
+    are returned as they are. Shared by every client flavour (HTTP and PB)."""
+
+    def __init__(self, resolver: Resolver | None = None) -> None:
+        self.resolver = resolver
+        self._bucket_resolvers: dict[str, Resolver] = {}
+
+    def set_resolver(self, bucket: str, resolver: Resolver | None) -> None:
+        """Resolve this bucket's siblings with ``resolver`` (None: back to the client's)."""
+        if resolver is None:
+            self._bucket_resolvers.pop(bucket, None)
+        else:
+            self._bucket_resolvers[bucket] = resolver
+
+    def resolver_for(self, bucket: str, resolver: Resolver | None = None) -> Resolver | None:
+        if resolver is not None:
+            return resolver
+        return self._bucket_resolvers.get(bucket, self.resolver)
+
+    def resolved(self, obj: KVObject, resolver: Resolver | None = None) -> KVObject:
+        """``obj`` resolved by the resolver that applies, when it has several live siblings."""
+        chosen = self.resolver_for(obj.bucket, resolver)
+        return resolve(obj, chosen) if chosen is not None and obj.has_siblings else obj

@@ -20,22 +20,22 @@ from urllib.parse import quote_plus
 from aiohttp import web
 
 from http_api import codec, params
+from http_api.access import AuthConfig, ConcurrencyLimit
 from http_api.errors import (
     BadRequest,
     NotFound,
     RequestTooLarge,
     UnsupportedMediaType,
 )
-from http_api.guards import AuthConfig, Front, Observe
+from http_api.guards import Front, Observe
 from http_api.guards import text_response as _text
-from http_api.service import NodeService
+from http_api.service import RIAK_KV_VERSION, NodeService, active_preflist
 from http_api.types import FetchResult, Sibling
 
 log = logging.getLogger(__name__)
 
 SERVICE: web.AppKey[NodeService] = web.AppKey("service", NodeService)
 FRONT: web.AppKey[Front] = web.AppKey("front", Front)
-RIAK_KV_VERSION = "3.0.16"
 RESOURCES = {
     "riak_kv_wm_buckets": "/buckets",
     "riak_kv_wm_bucket_type": "/types",
@@ -43,6 +43,7 @@ RESOURCES = {
     "riak_kv_wm_keylist": "/buckets",
     "riak_kv_wm_link_walker": "/buckets",
     "riak_kv_wm_ping": "/ping",
+    "riak_kv_wm_preflist": "/buckets",
     "riak_kv_wm_props": "/buckets",
     "riak_kv_wm_stats": "/stats",
 }
@@ -126,9 +127,13 @@ class Api:
                 if request.method in ("GET", "HEAD"):
                     return await self.list_keys(request, bucket)
                 raise web.HTTPMethodNotAllowed(request.method, ["GET", "POST"])
+            key = params.segment(parts[3], "key")
+            if len(parts) == 5 and parts[4] == "preflist":
+                if request.method not in ("GET", "HEAD"):
+                    raise web.HTTPMethodNotAllowed(request.method, ["GET"])
+                return _json({"preflist": active_preflist(self.svc.preflist(bucket, key))})
             if len(parts) > 4:
                 raise NotFound("link walking is not supported: a key's slashes must be sent as %2F")
-            key = params.segment(parts[3], "key")
             if request.method in ("GET", "HEAD"):
                 return await self.get(request, bucket, key)
             if request.method in ("PUT", "POST"):
@@ -389,9 +394,11 @@ def make_app(
     auth: AuthConfig | None = None,
     max_concurrent: int = 1024,
     observe: Observe | None = None,
+    limit: ConcurrencyLimit | None = None,
 ) -> web.Application:
-    """The aiohttp application for one node, behind one ``guards.Front`` middleware."""
-    front = Front(max_concurrent=max_concurrent, auth=auth, observe=observe)
+    """The aiohttp application for one node, behind one ``guards.Front`` middleware;
+    ``limit``: the concurrency limit it shares with the node's other front ends."""
+    front = Front(max_concurrent=max_concurrent, auth=auth, observe=observe, limit=limit)
     app = web.Application(
         middlewares=[front.middleware],
         client_max_size=service.max_object_bytes + 1024 * 1024,

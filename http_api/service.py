@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from http_api.errors import NotFound
 from http_api.types import (
     BucketProps,
     Content,
@@ -20,6 +21,20 @@ from http_api.types import (
 )
 
 JSON = dict[str, Any]
+#: The Riak KV release whose API we serve: clients parse it as three integers.
+RIAK_KV_VERSION = "3.0.16"
+
+
+def active_preflist(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Riak's preflist of a key from the node's: ``partition`` (the index of the ring
+    range holding the key), ``node``, ``primary`` (false for a fallback standing in)."""
+    partition = int(data.get("partition", -1))
+    if partition < 0:
+        raise NotFound("this node has no ring yet: it is not part of a cluster")
+    return [
+        {"partition": partition, "node": e["node"], "primary": e.get("role") == "primary"}
+        for e in data.get("preflist", [])
+    ]
 
 
 class KVService(Protocol):

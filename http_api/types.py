@@ -71,6 +71,8 @@ class GetOptions:
     basic_quorum: bool | None = None
     notfound_ok: bool | None = None
     timeout_ms: int | None = None
+    sloppy_quorum: bool | None = None  # False: primaries only, no fallbacks (Riak's PB option)
+    n_val: int | None = None  # fewer replicas than the bucket's, for this request only
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +83,8 @@ class PutOptions:
     timeout_ms: int | None = None
     return_body: bool = False
     if_none_match: bool = False  # If-None-Match: * (refuse when a live value exists)
+    sloppy_quorum: bool | None = None
+    n_val: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +96,8 @@ class DeleteOptions:
     pr: QuorumValue = "default"
     pw: QuorumValue = "default"
     timeout_ms: int | None = None
+    sloppy_quorum: bool | None = None
+    n_val: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

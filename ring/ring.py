@@ -209,6 +209,17 @@ class Ring:
         _check_query(position, 0)
         return self._walk(position)
 
+    def partition(self, position: int) -> int:
+        """The index of the range holding ``position``: the rank of the first token at or
+        after it among the ring's sorted tokens (Riak's preflist ``partition``; -1 for
+        an empty ring)."""
+        _check_query(position, 0)
+        tokens = self._token_list
+        if not tokens:
+            return -1
+        i = bisect_left(tokens, position)
+        return i if i < len(tokens) else 0
+
     def primaries(self, position: int, n: int) -> tuple[str, ...]:
         """The first ``min(n, len(self))`` distinct nodes clockwise from ``position``."""
         _check_query(position, n)

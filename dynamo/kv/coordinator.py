@@ -11,6 +11,7 @@ replicas are repaired.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,13 +26,13 @@ from dynamo.kv.quorum import (
     Outcome,
     PutQuorum,
     QuorumValueError,
-    ReadRepair,
     Target,
     effective_w,
     plan_put,
     resolve,
     unreachable,
 )
+from dynamo.kv.read_repair import ReadRepairs
 from dynamo.kv.replica import Replica, TooLarge, TooManySiblings
 from dynamo.net import methods
 from dynamo.net.methods import ReplicaRead, ReplicaWrite
@@ -49,7 +50,7 @@ from http_api.errors import (
     Unavailable,
 )
 from http_api.types import BucketProps, Content, DeleteOptions, FetchResult, GetOptions, PutOptions
-from ring.position import storage_key, storage_key_bkey
+from ring.position import storage_key
 from ring.ring import Ring, Role
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Coordinator:
         self.background: set[asyncio.Task[Any]] = set()
         self._warned_small_cluster = False
         self.forwarding = Forwarding(self)
+        self.read_repairs = ReadRepairs(self)
 
     # --- Helpers ------------------------------------------------------------------------------
 
@@ -130,15 +132,31 @@ class Coordinator:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    def _targets(self, pos: int, props: BucketProps, kind: str) -> tuple[tuple[Target, ...], int]:
+    @staticmethod
+    def _request_props(props: BucketProps, n_val: int | None) -> BucketProps:
+        """The bucket's props with a request's own ``n_val`` (at most the bucket's)."""
+        if n_val is None or n_val == props.n_val:
+            return props
+        if n_val > props.n_val:
+            raise BadRequest(f"n_val={n_val} is above the bucket's n_val {props.n_val}: lower it")
+        return dataclasses.replace(props, n_val=n_val)
+
+    def _sloppy(self, sloppy_quorum: bool | None) -> bool:
+        """Whether fallbacks may stand in for down primaries in this request."""
+        return self.hinted_handoff and sloppy_quorum is not False
+
+    def _targets(
+        self, pos: int, props: BucketProps, kind: str, sloppy: bool = True
+    ) -> tuple[tuple[Target, ...], int]:
         """The annotated preference list and the effective replica count; ``kind``
-        (``R`` or ``W``) names the quorum refused when this node has no ring yet."""
+        (``R`` or ``W``) names the quorum refused when this node has no ring yet.
+        Without ``sloppy``, the primaries only."""
         ring = self.membership.ring
         if not len(ring):
             raise self._fail(kind.lower(), f"{kind}-value unsatisfied: 0/1 ({NOT_IN_A_CLUSTER})")
         down = self.membership.down()
         entries = ring.preflist(pos, props.n_val, down)
-        if not self.hinted_handoff:
+        if not sloppy:
             entries = [e for e in entries if e.role is Role.PRIMARY]
         n_eff = min(props.n_val, len(ring))
         if n_eff < props.n_val and not self._warned_small_cluster and len(ring) > 0:
@@ -170,9 +188,9 @@ class Coordinator:
 
     async def get(self, bucket: bytes, key: bytes, opts: GetOptions) -> FetchResult:
         t0 = self.env.monotonic()
-        props = self.props(bucket)
+        props = self._request_props(self.props(bucket), opts.n_val)
         pos, objkey = storage_key(bucket, key)
-        targets, n_eff = self._targets(pos, props, "R")
+        targets, n_eff = self._targets(pos, props, "R", self._sloppy(opts.sloppy_quorum))
         r = self._quorum("r", opts.r, props.r, props, n_eff)
         pr = self._quorum("pr", opts.pr, props.pr, props, n_eff)
         err = unreachable("R", targets, max(r, 1), pr)
@@ -198,9 +216,9 @@ class Coordinator:
         merged = q.merged() if outcome is Outcome.OK else None
         # Read repair once every reply is in (each one settles by its RPC timeout at worst).
         if all_in.done():
-            self._repair(q, objkey)
+            self.read_repairs.after(q, objkey)
         else:
-            all_in.add_done_callback(lambda _: self._repair(q, objkey))
+            all_in.add_done_callback(lambda _: self.read_repairs.after(q, objkey))
         micros = (self.env.monotonic() - t0) * 1e6
         if merged is None:
             self.stats.record_get(micros, 0, 0)
@@ -267,29 +285,6 @@ class Coordinator:
             timer.cancel()
         return all_in
 
-    def _repair(self, q: GetQuorum, objkey: bytes) -> None:
-        action = q.final_action()
-        if action is not None:
-            self._spawn(self._read_repair(action, objkey))
-
-    async def _read_repair(self, action: ReadRepair, objkey: bytes) -> None:
-        bucket_props = self.props(self._bucket_of(objkey))
-        raw = objects.encode(action.obj)
-        for t in action.targets:
-            self.stats.read_repairs.add(self.env.wallclock())
-            try:
-                if t.node == self.node_id:
-                    self.replica.write(objkey, action.obj, t.hint_for, bucket_props.allow_mult)
-                else:
-                    write = ReplicaWrite(objkey, raw, t.hint_for, bucket_props.allow_mult, False)
-                    await self.call(t.node, methods.PUT, write, self.rpc_timeout_s)
-            except Exception as e:
-                log.debug("read repair of %s failed: %s", t.node, e)
-
-    @staticmethod
-    def _bucket_of(objkey: bytes) -> bytes:
-        return storage_key_bkey(objkey)[0]
-
     # --- PUT ----------------------------------------------------------------------------------
 
     async def put(
@@ -315,9 +310,10 @@ class Coordinator:
     ) -> Obj | None:
         """The write; returns the coordinator's new copy (``None`` if forwarded without body)."""
         t0 = self.env.monotonic()
-        props = self.props(bucket)
+        props = self._request_props(self.props(bucket), opts.n_val)
+        sloppy = self._sloppy(opts.sloppy_quorum)
         pos, objkey = storage_key(bucket, key)
-        targets, n_eff = self._targets(pos, props, "W")
+        targets, n_eff = self._targets(pos, props, "W", sloppy)
         w = self._quorum("w", opts.w, props.w, props, n_eff)
         pw = self._quorum("pw", opts.pw, props.pw, props, n_eff)
         dw = self._quorum("dw", opts.dw, props.dw, props, n_eff)
@@ -385,7 +381,7 @@ class Coordinator:
         timeout_s = self._timeout_s(opts.timeout_ms)
         fallbacks = (
             self.membership.ring.fallbacks(pos, props.n_val, self.membership.down())
-            if self.hinted_handoff
+            if sloppy
             else ()
         )
         await self._replicate(
@@ -481,6 +477,8 @@ class Coordinator:
                     r=opts.r if opts.r != "default" else opts.rw,
                     pr=opts.pr,
                     timeout_ms=opts.timeout_ms,
+                    sloppy_quorum=opts.sloppy_quorum,
+                    n_val=opts.n_val,
                 ),
             )
             if not got.found:
@@ -493,6 +491,13 @@ class Coordinator:
             key,
             tomb,
             context,
-            PutOptions(w=w, dw=opts.dw, pw=opts.pw, timeout_ms=opts.timeout_ms),
+            PutOptions(
+                w=w,
+                dw=opts.dw,
+                pw=opts.pw,
+                timeout_ms=opts.timeout_ms,
+                sloppy_quorum=opts.sloppy_quorum,
+                n_val=opts.n_val,
+            ),
         )
         return True

@@ -227,6 +227,8 @@ def _forward_to_v2(f: ForwardedPut) -> dict[str, Any]:
         "t": o.timeout_ms,
         "rb": o.return_body,
         "inm": o.if_none_match,
+        "sq": o.sloppy_quorum,
+        "n": o.n_val,
         "id": f.forward_id,
     }
 
@@ -240,6 +242,8 @@ def _forward_v2(b: Any) -> ForwardedPut:
         timeout_ms=field(b, "t", (int, type(None)), what),
         return_body=field(b, "rb", bool, what),
         if_none_match=field(b, "inm", bool, what),
+        sloppy_quorum=field(b, "sq", (bool, type(None)), what),
+        n_val=field(b, "n", (int, type(None)), what),
     )
     return ForwardedPut(
         field(b, "b", bytes, what),

@@ -1,12 +1,14 @@
 """The node: the one place where storage, RPC, gossip, the coordinator, handoff and
-the HTTP API are wired together. Implements the ``http_api.service.NodeService``
-the HTTP layer serves.
+the client APIs (HTTP, Riak PB) are wired together. Implements the
+``http_api.service.NodeService`` both client APIs serve, with one concurrency limit
+between them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,8 +31,9 @@ from dynamo.node.stats import NodeStats
 from dynamo.storage.contract import StoreAPI
 from dynamo.storage.rocksdb import Store, StoreConfig
 from gossip.membership import LEAVING, LEFT
+from http_api.access import AuthConfig, ConcurrencyLimit
 from http_api.errors import BadRequest, Unavailable
-from http_api.guards import AuthConfig, Front
+from http_api.guards import Front
 from http_api.server import FRONT, make_app
 from http_api.types import (
     BucketProps,
@@ -40,6 +43,7 @@ from http_api.types import (
     GetOptions,
     PutOptions,
 )
+from pb_api.server import FRAME_OVERHEAD_BYTES, PbConfig, PbServer, PbStats
 from ring.position import storage_key
 
 log = logging.getLogger(__name__)
@@ -116,6 +120,8 @@ class Node:
         self.exit_requested = asyncio.Event()  # the node wants its process to stop (it left)
         self._runner: web.AppRunner | None = None
         self.http_limit: Front | None = None
+        self.pb: PbServer | None = None
+        self.limit = ConcurrencyLimit(config.max_concurrent_requests)
         self._tasks: list[asyncio.Task[Any]] = []
         self._register()
 
@@ -156,11 +162,14 @@ class Node:
                 auth=AuthConfig(token=cfg.http_auth_token, basic=cfg.http_auth_basic),
                 max_concurrent=cfg.max_concurrent_requests,
                 observe=self.metrics_registry.observe_request,
+                limit=self.limit,
             )
             self.http_limit = app[FRONT]
             ssl_context = None
             if cfg.http_tls_cert_file and cfg.http_tls_key_file:
                 ssl_context = tls.http_server_context(cfg.http_tls_cert_file, cfg.http_tls_key_file)
+            if cfg.pb_port:
+                await self._start_pb(ssl_context)
             self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await self._runner.setup()
             site = web.TCPSite(
@@ -177,20 +186,39 @@ class Node:
         if self.cluster.status == LEAVING:  # a leave interrupted by a restart goes on
             self._tasks.append(asyncio.create_task(self._finish_leave(), name="leave"))
         log.info(
-            "node %s up: http %s:%d, peers %s, data %s (incarnation %s)",
+            "node %s up: http %s:%d, pb %s, peers %s, data %s (incarnation %s)",
             self.node_id,
             cfg.http_bind,
             cfg.http_port,
+            f"{cfg.http_bind}:{cfg.pb_port}" if self.pb is not None else "off",
             cfg.peer_addr,
             cfg.data_dir,
             self.db.incarnation,
         )
+
+    async def _start_pb(self, ssl_context: ssl.SSLContext | None) -> None:
+        cfg = self.config
+        self.pb = PbServer(
+            self,
+            PbConfig(
+                max_frame_bytes=cfg.max_object_bytes + FRAME_OVERHEAD_BYTES,
+                max_connections=cfg.pb_max_connections,
+                stall_timeout_s=cfg.pb_stall_timeout_s,
+                auth=AuthConfig(token=cfg.http_auth_token, basic=cfg.http_auth_basic),
+                ssl_context=ssl_context,
+            ),
+            limit=self.limit,
+            observe=self.metrics_registry.observe_pb_request,
+        )
+        await self.pb.start(cfg.http_bind, cfg.pb_port)
 
     async def stop(self) -> None:
         """Stop serving, finish in-flight work briefly, flush and close RocksDB."""
         if self.db.closed:
             return
         log.info("node %s stopping", self.node_id)
+        if self.pb is not None:
+            await self.pb.close()
         if self._runner is not None:
             await self._runner.cleanup()
         me = asyncio.current_task()
@@ -288,8 +316,21 @@ class Node:
             gossip_rounds_total=self.cluster.gossip.rounds,
             effective_n_val_warning=len(ring) < self.cluster.default_props().n_val,
         )
+        out.update(self._pb_stats(now))
         out.update(self.ownership.stats())
         return out
+
+    def _pb_stats(self, now: float) -> dict[str, Any]:
+        """Riak's PB connection figures (``pbc_connects``: opened in the last minute)."""
+        s = self.pb.stats if self.pb is not None else PbStats()
+        return {
+            "pbc_connects": s.connects_last_minute(self.env.monotonic()),
+            "pbc_connects_total": s.connects_total,
+            "pbc_active": s.active,
+            "pb_protocol_errors_total": s.protocol_errors + s.frames_too_large + s.stalls,
+            "pb_refused_connections_total": s.refused_connections,
+            "pb_auth_failures_total": s.auth_failures,
+        }
 
     # --- AdminService -------------------------------------------------------------------------
 

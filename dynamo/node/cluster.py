@@ -100,6 +100,7 @@ class Cluster:
             self.sb,
             peer_addr=config.peer_addr,
             http_addr=config.http_addr,
+            pb_addr=config.pb_addr,
             status=status,
             weight=config.weight,
         )
@@ -264,6 +265,7 @@ class Cluster:
                     "node": m.node,
                     "peer_addr": m.peer_addr,
                     "http_addr": m.http_addr,
+                    "pb_addr": m.pb_addr or None,
                     "status": m.status,
                     "up": self.is_up(m.node),
                     "phi": 0.0
@@ -293,6 +295,7 @@ class Cluster:
         primaries = self._ring.primaries(pos, props.n_val)
         return {
             "position": pos,
+            "partition": self._ring.partition(pos),
             "n_val": props.n_val,
             "primaries": list(primaries),
             "fallbacks": list(self._ring.fallbacks(pos, props.n_val, down)),

@@ -44,6 +44,11 @@ class NodeConfig:
     http_host: str = ""  # where the HTTP API binds; empty = host. 0.0.0.0 exposes it to all
     http_port: int = 8098
     peer_port: int = 8099
+    # Riak's Protocol Buffers API (what Riak's clients speak by default), bound where HTTP
+    # is; 0 turns it off. TLS and auth are HTTP's (RpbStartTls, RpbAuthReq).
+    pb_port: int = 8087
+    pb_max_connections: int = 4096  # more PB connections are closed at once, counted
+    pb_stall_timeout_s: float = 10.0  # a PB client silent mid-frame this long is dropped
     seeds: tuple[str, ...] = ()  # host:peer_port of nodes to join through
     rejoin: bool = False  # start a node that left the cluster and join again
     # A member that left is forgotten this long after (its state would grow every
@@ -113,7 +118,7 @@ class NodeConfig:
             raise bad("preset", f"{self.preset!r} is not one of {', '.join(PRESETS)}")
         if not self.node_id or "/" in self.node_id or len(self.node_id.encode()) > 200:
             raise bad("node_id", "use a non-empty name of at most 200 bytes, without '/'")
-        for name in ("http_port", "peer_port"):
+        for name in ("http_port", "peer_port", "pb_port"):
             v = getattr(self, name)
             if not 0 <= v <= 65535:
                 raise bad(name, f"{v} is not a TCP port (0-65535)")
@@ -141,6 +146,7 @@ class NodeConfig:
             "max_stored_object_bytes",
             "aae_round_bytes",
             "max_concurrent_requests",
+            "pb_max_connections",
             "max_siblings",
             "block_cache_bytes",
             "write_buffer_bytes",
@@ -152,6 +158,7 @@ class NodeConfig:
             "handoff_interval_s",
             "aae_interval_s",
             "aae_quiet_interval_s",
+            "pb_stall_timeout_s",
         ):
             if not getattr(self, name) > 0:
                 raise bad(name, "must be above 0 seconds")
@@ -211,6 +218,11 @@ class NodeConfig:
     @property
     def http_addr(self) -> str:
         return f"{self.host}:{self.http_port}"
+
+    @property
+    def pb_addr(self) -> str:
+        """Where clients reach the PB API; empty when it is off."""
+        return f"{self.host}:{self.pb_port}" if self.pb_port else ""
 
     def routes(self) -> dict[str, str]:
         return dict(r.partition("=")[::2] for r in self.peer_routes)

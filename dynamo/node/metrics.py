@@ -67,13 +67,18 @@ COUNTERS = {
     "hints_expired_total": "Hints dropped unsent for outliving hint_ttl_s",
     "aae_failed_rounds_total": "Anti-entropy rounds that failed",
     "aae_objects_oversized_total": "Objects too large for one message, skipped by anti-entropy",
+    "pbc_connects_total": "Riak PB connections opened",
+    "pb_protocol_errors_total": "PB connections closed for garbage, oversized frames or stalls",
+    "pb_refused_connections_total": "PB connections refused above pb_max_connections",
+    "pb_auth_failures_total": "PB authentication requests refused",
 }
 GAUGES = {
     "hints_pending": "Hints held for other nodes",
     "aae_lag_max": "Largest anti-entropy lag behind a peer, in log entries",
     "transfers_in_progress": "Hint deliveries and leave transfers running",
     "node_uptime_s": "Seconds since the node started",
-    "http_in_flight": "HTTP requests being served",
+    "http_in_flight": "Client requests being served (HTTP and PB)",
+    "pbc_active": "Riak PB connections open",
     "rocksdb_live_sst_bytes": "RocksDB live SST file size",
     "rocksdb_pending_compaction_bytes": "RocksDB estimated pending compaction bytes",
     "rocksdb_estimated_keys": "RocksDB estimated objects",
@@ -121,18 +126,27 @@ class _NodeCollector(Collector):
         m = self.metrics
         yield m.siblings.family("dynamo_get_siblings", "Siblings per read")
         yield m.object_bytes.family("dynamo_get_object_bytes", "Object size per read, bytes")
-        latency = HistogramMetricFamily(
-            "dynamo_http_request_seconds", "HTTP request latency by operation", labels=["op"]
-        )
-        for op, h in sorted(m.latency.items()):
-            h.family("", "", {"op": op}, into=latency)
-        yield latency
-        requests = CounterMetricFamily(
-            "dynamo_http_requests", "HTTP requests by operation and status", labels=["op", "status"]
-        )
-        for (op, status), n in sorted(m.requests.items()):
-            requests.add_metric([op, str(status)], float(n))
-        yield requests
+        for proto, latencies, counts in (
+            ("http", m.latency, m.requests),
+            ("pb", m.pb_latency, m.pb_requests),
+        ):
+            name = proto.upper()
+            latency = HistogramMetricFamily(
+                f"dynamo_{proto}_request_seconds",
+                f"{name} request latency by operation",
+                labels=["op"],
+            )
+            for op, h in sorted(latencies.items()):
+                h.family("", "", {"op": op}, into=latency)
+            yield latency
+            requests = CounterMetricFamily(
+                f"dynamo_{proto}_requests",
+                f"{name} requests by operation and status (PB: the HTTP status it stands for)",
+                labels=["op", "status"],
+            )
+            for (op, status), n in sorted(counts.items()):
+                requests.add_metric([op, str(status)], float(n))
+            yield requests
         s = {**self.node.stats(), **self.node.extra_metrics()}
         for name, doc in COUNTERS.items():
             c = CounterMetricFamily(f"dynamo_{name.removesuffix('_total')}", doc)
@@ -192,6 +206,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests: dict[tuple[str, int], int] = {}
         self.latency: dict[str, CheapHistogram] = {}
+        self.pb_requests: dict[tuple[str, int], int] = {}
+        self.pb_latency: dict[str, CheapHistogram] = {}
         self.siblings = CheapHistogram(SIBLING_BUCKETS)
         self.object_bytes = CheapHistogram(SIZE_BUCKETS)
         self.registry.register(_NodeCollector(node, self))
@@ -202,6 +218,15 @@ class Metrics:
         histogram = self.latency.get(op)
         if histogram is None:
             histogram = self.latency[op] = CheapHistogram(LATENCY_BUCKETS)
+        histogram.observe(seconds)
+
+    def observe_pb_request(self, op: str, status: int, seconds: float) -> None:
+        """A PB request (``status``: what HTTP would have answered)."""
+        key = (op, status)
+        self.pb_requests[key] = self.pb_requests.get(key, 0) + 1
+        histogram = self.pb_latency.get(op)
+        if histogram is None:
+            histogram = self.pb_latency[op] = CheapHistogram(LATENCY_BUCKETS)
         histogram.observe(seconds)
 
     def observe_get(self, siblings: int, size: int) -> None:

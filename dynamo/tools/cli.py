@@ -78,6 +78,7 @@ def _start_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http-host", help="HTTP bind address if not --host (0.0.0.0 = everywhere)")
     p.add_argument("--http-port", type=int, help="HTTP API port, default 8098")
     p.add_argument("--peer-port", type=int, help="node-to-node port, default 8099")
+    p.add_argument("--pb-port", type=int, help="Riak Protocol Buffers port, default 8087; 0: off")
     p.add_argument("--data-dir", help="RocksDB directory of this node")
     p.add_argument("--seeds", help="comma-separated host:peer_port of nodes to join through")
     p.add_argument(
@@ -108,6 +109,7 @@ def load_config(args: argparse.Namespace) -> config_mod.NodeConfig:
         "http_host": args.http_host,
         "http_port": args.http_port,
         "peer_port": args.peer_port,
+        "pb_port": args.pb_port,
         "data_dir": args.data_dir,
         "seeds": args.seeds,
         "new_cluster": args.new_cluster,

@@ -90,10 +90,12 @@ class NodeProcess:
         peer_port: int,
         data_dir: Path,
         log_path: Path | None,
+        pb_port: int = 0,
     ) -> None:
         self.node_id = node_id
         self.http_port = http_port
         self.peer_port = peer_port
+        self.pb_port = pb_port  # 0: the node serves no PB
         self.data_dir = data_dir
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -106,6 +108,10 @@ class NodeProcess:
     @property
     def peer_addr(self) -> str:
         return f"127.0.0.1:{self.peer_port}"
+
+    @property
+    def pb_addr(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.pb_port)
 
     @property
     def pid(self) -> int | None:
@@ -130,6 +136,8 @@ class NodeProcess:
             str(self.http_port),
             "--peer-port",
             str(self.peer_port),
+            "--pb-port",
+            str(self.pb_port),
             "--data-dir",
             str(self.data_dir),
         ]
@@ -239,14 +247,15 @@ class LocalCluster:
         self.per_node: dict[str, list[str]] = {}  # extra settings of one node
         self.settings = list(settings)
         self.env = env
-        ports = ports or free_ports(2 * nodes)
+        ports = ports or free_ports(3 * nodes)  # per node: http, peer, pb
         self.nodes = [
             NodeProcess(
                 f"n{i + 1}",
-                ports[2 * i],
-                ports[2 * i + 1],
+                ports[3 * i],
+                ports[3 * i + 1],
                 root / f"n{i + 1}",
                 root / f"n{i + 1}.log" if log_to_files else None,
+                pb_port=ports[3 * i + 2],
             )
             for i in range(nodes)
         ]
@@ -275,9 +284,11 @@ class LocalCluster:
                 n.wait_ready()
 
     def add_node(self) -> NodeProcess:
-        http_port, peer_port = free_ports(2)
+        http_port, peer_port, pb_port = free_ports(3)
         i = len(self.nodes) + 1
-        n = NodeProcess(f"n{i}", http_port, peer_port, self.root / f"n{i}", self.root / f"n{i}.log")
+        n = NodeProcess(
+            f"n{i}", http_port, peer_port, self.root / f"n{i}", self.root / f"n{i}.log", pb_port
+        )
         self.nodes.append(n)
         return n
 

@@ -21,6 +21,9 @@ def add_up_parser(sub: Any) -> None:
         "--base-peer-port", type=int, default=0, help="peer port of n1, default base-http + 1000"
     )
     p.add_argument(
+        "--base-pb-port", type=int, default=8087, help="Riak PB port of n1, default 8087 (0: off)"
+    )
+    p.add_argument(
         "--data-dir", default="./data", help="parent of each node's data, default ./data"
     )
     p.add_argument(
@@ -41,7 +44,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     base_peer = args.base_peer_port or args.base_http_port + 1000
     ports: list[int] = []
     for i in range(args.nodes):
-        ports += [args.base_http_port + i, base_peer + i]
+        pb = args.base_pb_port + i if args.base_pb_port else 0
+        ports += [args.base_http_port + i, base_peer + i, pb]
     cluster = LocalCluster(
         Path(args.data_dir),
         args.nodes,
@@ -60,7 +64,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     cluster.start(wait=False)
     print(f"dynamo up: {len(cluster)} nodes on 127.0.0.1 (Ctrl-C stops them all)", flush=True)
     for n in cluster.nodes:
-        print(f"  {n.node_id}: {n.url}  peer {n.peer_addr}  data {n.data_dir}", flush=True)
+        pb = f"  pb 127.0.0.1:{n.pb_port}" if n.pb_port else ""
+        print(f"  {n.node_id}: {n.url}{pb}  peer {n.peer_addr}  data {n.data_dir}", flush=True)
     print(f"try: curl -i {cluster[0].url}/ping", flush=True)
     reported: set[str] = set()
     try:

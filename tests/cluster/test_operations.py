@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import ssl
-import subprocess
 import time
 from http.client import HTTPException, HTTPSConnection
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 from dynamo.tools.localcluster import NodeProcess, http, wait_for
 from http_api.admin import get_json
 from tests.cluster.conftest import MakeCluster
+from tests.support.certs import make_certs
 
 pytestmark = pytest.mark.cluster
 
@@ -89,66 +88,6 @@ def test_a_node_with_the_wrong_secret_is_refused_by_every_peer(make_cluster: Mak
     assert len(get_json(stranger.url + "/admin/ring")["members"]) == 0  # never joined
     assert http("PUT", stranger.url + "/buckets/b/keys/k", b"v", TEXT)[0] == 503
     assert "refused a peer connection" in (c.root / "n1.log").read_text()
-
-
-def make_certs(d: Path, name: str) -> dict[str, Path]:
-    """A CA and one certificate for 127.0.0.1 signed by it, with openssl."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (tests/setup.sh installs it as root)")
-    d.mkdir(parents=True, exist_ok=True)
-
-    def run(*args: str) -> None:
-        subprocess.run(args, cwd=d, check=True, capture_output=True, timeout=60)
-
-    run(
-        "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name}-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    )
-    run(
-        "openssl",
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        f"/CN={name}",
-        "-keyout",
-        "node.key",
-        "-out",
-        "node.csr",
-    )
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run(
-        "openssl",
-        "x509",
-        "-req",
-        "-in",
-        "node.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "node.crt",
-    )
-    return {"ca": d / "ca.crt", "cert": d / "node.crt", "key": d / "node.key"}
 
 
 def tls_settings(certs: dict[str, Path]) -> tuple[str, ...]:

@@ -11,22 +11,23 @@ import pytest
 
 from dynamo.tools.localcluster import free_ports, http, wait_for
 from http_api.admin import get_json
+from pb_api.client import PbClient
 
 pytestmark = pytest.mark.cluster
 
 
 def _consecutive_free(n: int) -> int:
-    """A base port with ``n`` free ports above it (and 1000 above that for peers)."""
+    """A base port with ``n`` free ports above it (1000 above that for peers, 2000 for PB)."""
 
     def try_base() -> int | None:
         base = free_ports(1)[0]
-        if base + 1000 + n > 65535:
+        if base + 2000 + n > 65535:
             return None
         import socket
 
         socks = []
         try:
-            for p in [*range(base, base + n), *range(base + 1000, base + 1000 + n)]:
+            for p in [base + i + off for i in range(n) for off in (0, 1000, 2000)]:
                 s = socket.socket()
                 socks.append(s)
                 s.bind(("127.0.0.1", p))
@@ -52,6 +53,8 @@ def test_up_starts_a_cluster_and_ctrl_c_stops_it(tmp_path: Path) -> None:
             "3",
             "--base-http-port",
             str(base),
+            "--base-pb-port",
+            str(base + 2000),
             "--data-dir",
             str(tmp_path / "data"),
         ],
@@ -72,6 +75,8 @@ def test_up_starts_a_cluster_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         )
         assert status == 204
         assert http("GET", urls[2] + "/buckets/b/keys/k?r=all")[2] == b"v"
+        with PbClient(f"pb://127.0.0.1:{base + 2001}") as pb:
+            assert pb.get("b", "k", r="all").value == b"v"
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)

@@ -12,6 +12,7 @@ from typing import Any
 
 from dynamo.tools.bench.config import (
     DISTS,
+    PROTOCOLS,
     WORKLOADS,
     BenchConfig,
     BenchConfigError,
@@ -25,12 +26,12 @@ from dynamo.tools.bench.runner import run_bench
 from dynamo.tools.bench.worker import new_event_loop
 
 DESCRIPTION = """\
-HTTP load generator for the Riak-style object API. Worker processes (--procs) each run
-their share of --connections keep-alive connections on their own event loop (uvloop when
-installed), one request in flight per connection; the coordinator merges their latency
-histograms and prints progress on stderr each second. Figures exclude --warmup. Exit
-status 1 when more than 1% of requests failed (non-2xx other than 300 siblings,
-timeouts, connection errors).
+Load generator for the Riak-style object API, over HTTP or Riak PB (--protocol). Worker
+processes (--procs) each run their share of --connections keep-alive connections on their
+own event loop (uvloop when installed), one request in flight per connection; the
+coordinator merges their latency histograms and prints progress on stderr each second.
+Figures exclude --warmup. Exit status 1 when more than 1% of requests failed (non-2xx
+other than 300 siblings, timeouts, connection errors).
 
   dynamo bench --nodes 3 --workload mixed --duration 30
   dynamo bench --url http://127.0.0.1:8098,http://127.0.0.1:8198 --workload rmw --r 2 --w 2
@@ -64,6 +65,12 @@ def add_parser(sub: Any) -> None:
     d = BenchConfig()
     w = p.add_argument_group("workload")
     w.add_argument("--workload", choices=WORKLOADS, default=d.workload)
+    w.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=d.protocol,
+        help="http, or pb (Riak Protocol Buffers, at the port each node advertises)",
+    )
     w.add_argument("--read-ratio", type=float, default=d.read_ratio, help="GET share of mixed")
     w.add_argument("--keys", type=int, default=d.keys, help=f"key space, default {d.keys}")
     w.add_argument("--dist", choices=DISTS, default=d.dist, help="key popularity")
@@ -97,6 +104,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
     preload = args.preload if args.preload is not None else args.workload != "put"
     return BenchConfig(
         workload=args.workload,
+        protocol=args.protocol,
         read_ratio=args.read_ratio,
         keys=args.keys,
         dist=args.dist,
@@ -129,7 +137,7 @@ def _with_cluster(cfg: BenchConfig, args: argparse.Namespace) -> BenchResult:
         try:
             cluster.start()
             cluster.wait_converged(timeout_s=60)
-            targets = [Target("127.0.0.1", n.http_port) for n in cluster.nodes]
+            targets = [Target("127.0.0.1", n.http_port, n.pb_port) for n in cluster.nodes]
             return _run(cfg, targets, args.quiet)
         finally:
             cluster.stop()

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 WORKLOADS = ("get", "put", "mixed", "rmw")
+PROTOCOLS = ("http", "pb")
 DISTS = ("uniform", "zipfian")
 _QUORUM_WORDS = ("one", "quorum", "all", "default")
 
@@ -32,7 +33,8 @@ def available_cores() -> int:
 @dataclass(frozen=True, slots=True)
 class Target:
     host: str
-    port: int
+    port: int  # HTTP: every admin call goes there, and the load unless over PB
+    pb_port: int = 0  # Riak PB, for --protocol pb (0: unknown yet)
 
     @property
     def host_header(self) -> str:
@@ -70,6 +72,7 @@ class BenchConfig:
     """One run. Each field is one ``dynamo bench`` option."""
 
     workload: str = "get"  # get, put, mixed (read_ratio GETs) or rmw (GET then PUT with context)
+    protocol: str = "http"  # http (HTTP/1.1 keep-alive) or pb (Riak Protocol Buffers)
     read_ratio: float = 0.5  # share of GETs in ``mixed``
     keys: int = 10_000  # key space k0..k{keys-1}; more keys, fewer hot spots and siblings
     dist: str = "uniform"  # uniform or zipfian (rank 1 = k0 the hottest)
@@ -90,6 +93,8 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if self.workload not in WORKLOADS:
             raise BenchConfigError(f"--workload {self.workload!r}: use one of {WORKLOADS}")
+        if self.protocol not in PROTOCOLS:
+            raise BenchConfigError(f"--protocol {self.protocol!r}: use one of {PROTOCOLS}")
         if self.dist not in DISTS:
             raise BenchConfigError(f"--dist {self.dist!r}: use one of {DISTS}")
         if not 0.0 <= self.read_ratio <= 1.0:

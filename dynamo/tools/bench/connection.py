@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from time import perf_counter_ns
 from typing import Final, Protocol, cast
 
-from dynamo.tools.bench.http1 import RemoteProtocolError, RequestFactory, Response, ResponseParser
+from dynamo.tools.bench.http1 import RemoteProtocolError, Response
 from dynamo.tools.bench.keys import KeyChooser
 from dynamo.tools.bench.tally import CLOSED, GET, PROTOCOL, PUT, Tally
 
@@ -73,6 +73,21 @@ class Workload:
         return PUT, key
 
 
+class Parser(Protocol):
+    """Reads one protocol's answers (HTTP/1.1 or Riak PB) as ``Response`` values."""
+
+    def feed(self, data: bytes) -> list[Response]: ...
+    def feed_eof(self) -> Response | None: ...
+
+
+class RequestFactory(Protocol):
+    """Builds one protocol's requests, and the parser of its answers."""
+
+    def new_parser(self, want_vclock: bool) -> Parser: ...
+    def get(self, i: int) -> bytes: ...
+    def put(self, i: int, vclock: bytes | None = None) -> bytes: ...
+
+
 class ConnectionOwner(Protocol):
     """What a connection needs from the worker that owns it."""
 
@@ -92,7 +107,7 @@ class BenchConnection(asyncio.Protocol):
         self.owner = owner
         self.factory = factory
         self.workload = workload
-        self.parser = ResponseParser(want_vclock=workload.rmw)
+        self.parser = factory.new_parser(workload.rmw)
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sent_ns = 0  # when the request in flight was sent; 0 when none is

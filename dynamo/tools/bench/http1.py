@@ -236,6 +236,9 @@ class RequestFactory:
         ).encode()
         self._value = value
 
+    def new_parser(self, want_vclock: bool) -> ResponseParser:
+        return ResponseParser(want_vclock=want_vclock)
+
     def get(self, i: int) -> bytes:
         return b"%s%d%s" % (self._get_head, i, self._get_tail)
 

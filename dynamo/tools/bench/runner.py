@@ -38,6 +38,27 @@ async def check_targets(targets: list[Target]) -> None:
             raise BenchError(f"{t.url}/ping answered {status} {body[:100]!r}")
 
 
+async def with_pb_ports(targets: list[Target]) -> list[Target]:
+    """The targets with the PB port each node advertises (``/admin/members``)."""
+    out = []
+    for t in targets:
+        if t.pb_port:
+            out.append(t)
+            continue
+        status, _, body = await asyncio.to_thread(
+            http, "GET", t.url + "/admin/members", None, None, 5
+        )
+        if status != 200:
+            raise BenchError(f"{t.url}/admin/members answered {status} {body[:100]!r}")
+        data = json.loads(body)
+        me: dict[str, Any] = next((m for m in data["members"] if m["node"] == data["node"]), {})
+        addr = me.get("pb_addr")
+        if not addr:
+            raise BenchError(f"{t.url} serves no PB (its pb_port is 0): use --protocol http")
+        out.append(Target(t.host, t.port, int(str(addr).rpartition(":")[2])))
+    return out
+
+
 async def set_n_val(targets: list[Target], bucket: str, n_val: int) -> None:
     """Set the bucket's ``n_val`` and wait until every node reports it."""
     body = json.dumps({"props": {"n_val": n_val}}).encode()
@@ -91,6 +112,8 @@ async def run_bench(
     if not targets:
         raise BenchError("no targets: give --url or --nodes")
     await check_targets(targets)
+    if cfg.protocol == "pb":
+        targets = await with_pb_ports(targets)
     if cfg.n_val is not None:
         await set_n_val(targets, cfg.bucket, cfg.n_val)
     loaded: dict[str, Any] = {}

@@ -19,9 +19,10 @@ from time import perf_counter_ns
 from typing import Any
 
 from dynamo.tools.bench.config import BenchConfig, Target
-from dynamo.tools.bench.connection import BenchConnection, Workload
-from dynamo.tools.bench.http1 import RequestFactory
+from dynamo.tools.bench.connection import BenchConnection, RequestFactory, Workload
+from dynamo.tools.bench.http1 import RequestFactory as HttpRequests
 from dynamo.tools.bench.keys import key_chooser
+from dynamo.tools.bench.pb import PbRequestFactory
 from dynamo.tools.bench.tally import CONNECT, TIMEOUT, Tally
 
 RECONNECT_PAUSE_S = 0.05
@@ -53,8 +54,10 @@ class Worker:
         factories: dict[Target, RequestFactory],
         workload: Workload,
         timeout_s: float,
+        pb: bool = False,
     ) -> None:
         self.targets = list(targets)
+        self.pb = pb  # connect to the targets' PB ports
         self.factories = factories
         self.workload = workload
         self.timeout_ns = int(timeout_s * 1e9)
@@ -132,7 +135,7 @@ class Worker:
                     _, conn = await loop.create_connection(
                         lambda: BenchConnection(self, factory, self.workload),
                         target.host,
-                        target.port,
+                        target.pb_port if self.pb else target.port,
                     )
             except (OSError, TimeoutError):
                 conn = None
@@ -203,11 +206,15 @@ class Worker:
 
 def make_worker(cfg: BenchConfig, targets: Sequence[Target], workload: Workload) -> Worker:
     value = b"x" * cfg.value_bytes
-    factories = {
-        t: RequestFactory(t.host_header, cfg.bucket, cfg.get_query, cfg.put_query, value)
-        for t in set(targets)
-    }
-    return Worker(targets, factories, workload, cfg.timeout_s)
+    factories: dict[Target, RequestFactory] = {}
+    for t in set(targets):
+        if cfg.protocol == "pb":
+            factories[t] = PbRequestFactory(cfg.bucket, cfg.r, cfg.w, value)
+        else:
+            factories[t] = HttpRequests(
+                t.host_header, cfg.bucket, cfg.get_query, cfg.put_query, value
+            )
+    return Worker(targets, factories, workload, cfg.timeout_s, pb=cfg.protocol == "pb")
 
 
 # --- the worker process ----------------------------------------------------------------------
