@@ -6,7 +6,8 @@ microseconds per request (the figure that survives a noisy machine).
 
 Each round runs ``dynamo bench`` (the same load generator for both protocols: worker
 processes, one request in flight per connection) for GET, then PUT, over HTTP and over
-PB, alternating which protocol goes first. Keys are preloaded once. The nodes' CPU is
+PB, alternating which protocol goes first. Keys are preloaded once; the bucket has
+``allow_mult`` false, so blind PUTs replace the value (Riak's reference workload). The nodes' CPU is
 read from /proc around each run (warmup included) and divided by every request the run
 made.
 """
@@ -26,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dynamo.tools.localcluster import LocalCluster  # noqa: E402
+from dynamo.tools.localcluster import LocalCluster, http  # noqa: E402
 
 
 def cpu_s(pid: int) -> float:
@@ -63,6 +64,14 @@ def main() -> int:
             cluster.start()
             cluster.wait_converged(timeout_s=60)
             urls = ",".join(n.url for n in cluster.nodes)
+            # Blind PUTs replace (allow_mult false), as in Riak's reference workload: with
+            # siblings each run's PUTs would meet a larger object than the run before.
+            props = json.dumps({"props": {"allow_mult": False}}).encode()
+            status, _, _ = http(
+                "PUT", urls.split(",")[0] + "/buckets/bench/props", props,
+                {"Content-Type": "application/json"},
+            )  # fmt: skip
+            assert status == 204, status
             preload = [
                 sys.executable, "-m", "dynamo.tools.cli", "bench", "--url", urls, "--preload",
                 "--workload", "get", "--keys", str(args.keys), "--duration", "1",

@@ -8,11 +8,22 @@ key            value                                   meaning
 ``addr``       ``"host:port"``                         node-to-node (peer) address
 ``http``       ``"host:port"``                         HTTP address
 ``pb``         ``"host:port"`` or ``""``               Riak PB address (empty: none)
+``location``   text                                    failure domain (host, rack, zone)
+``data``       text                                    its data directory's incarnation id
+``removed``    ``{node: [data, replaced_by|None]}``    nodes this one took out (below)
 ``status``     ``joining|valid|leaving|left``          lifecycle, see below
 ``weight``     float > 0                               token share multiplier
 ``load``       dict                                    free-form load figures
 ``props:<b>``  ``[timestamp, props dict or None]``     bucket props set on this node
 ============== ======================================= ===============================
+
+A node that never comes back is taken out by an operator through any live member
+(``dynamo remove``, Riak's ``cluster force-remove``): that member records it under
+``removed``, with the incarnation of the node's data directory. A removed node leaves
+the ring and stays out if it restarts on the same data (it finds itself removed and
+stops); wiped, it is a new incarnation and may join again.
+``dynamo replace OLD NEW`` records the same with ``NEW`` as its replacement: ``NEW``
+then takes ``OLD``'s tokens, so exactly ``OLD``'s ranges move to it.
 
 Status moves ``joining -> valid -> leaving -> left`` (a join may be abandoned:
 ``joining -> left``). A new generation (restart) may start in any status. Members
@@ -34,9 +45,12 @@ __all__ = [
     "DEFAULT_WEIGHT",
     "JOINING",
     "KEY_ADDR",
+    "KEY_DATA",
     "KEY_HTTP",
     "KEY_LOAD",
+    "KEY_LOCATION",
     "KEY_PB",
+    "KEY_REMOVED",
     "KEY_STATUS",
     "KEY_WEIGHT",
     "LEAVING",
@@ -52,14 +66,22 @@ __all__ = [
     "is_valid_transition",
     "members",
     "props_key",
+    "record_removal",
+    "removals",
+    "ring_locations",
     "ring_members",
+    "sb_text",
     "set_bucket_props",
     "set_status",
+    "token_names",
 ]
 
 KEY_ADDR: Final = "addr"
 KEY_HTTP: Final = "http"
 KEY_PB: Final = "pb"
+KEY_LOCATION: Final = "location"
+KEY_REMOVED: Final = "removed"
+KEY_DATA: Final = "data"
 KEY_STATUS: Final = "status"
 KEY_WEIGHT: Final = "weight"
 KEY_LOAD: Final = "load"
@@ -96,6 +118,7 @@ class Member:
     peer_addr: str
     http_addr: str
     pb_addr: str
+    location: str  # its failure domain; a node that announced none is its own
     status: str
     weight: float
     generation: int
@@ -118,6 +141,11 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+def sb_text(sb: Scuttlebutt, node: str, key: str) -> str:
+    """A text value a node announced (empty when absent or not text)."""
+    return _text(sb.get(node, key))
+
+
 def members(sb: Scuttlebutt) -> list[Member]:
     """Every node ``sb`` knows of (itself included), sorted by id."""
     out: list[Member] = []
@@ -131,6 +159,7 @@ def members(sb: Scuttlebutt) -> list[Member]:
                 peer_addr=_text(items.get(KEY_ADDR)),
                 http_addr=_text(items.get(KEY_HTTP)),
                 pb_addr=_text(items.get(KEY_PB)),
+                location=_text(items.get(KEY_LOCATION)) or node,
                 status=_status(items.get(KEY_STATUS)),
                 weight=_weight(items.get(KEY_WEIGHT)),
                 generation=heartbeat.generation,
@@ -140,12 +169,76 @@ def members(sb: Scuttlebutt) -> list[Member]:
     return out
 
 
+def removals(sb: Scuttlebutt) -> dict[str, tuple[str, str | None]]:
+    """node -> (the data incarnation it was removed with, its replacement or None), from
+    every member's ``removed`` record (malformed entries are ignored; of two records for
+    one node, the one naming a replacement wins, then the larger)."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for origin in sb.nodes():
+        record = sb.get(origin, KEY_REMOVED)
+        if not isinstance(record, dict):
+            continue
+        for node, entry in record.items():
+            if not (isinstance(node, str) and isinstance(entry, list | tuple) and len(entry) == 2):
+                continue
+            data, by = entry
+            if not isinstance(data, str) or (by is not None and not isinstance(by, str)):
+                continue
+            key = (by is not None, data, by or "")
+            old = out.get(node)
+            if old is None or key > (old[1] is not None, old[0], old[1] or ""):
+                out[node] = (data, by)
+    return out
+
+
+def is_removed(sb: Scuttlebutt, node: str, removed: dict[str, tuple[str, str | None]]) -> bool:
+    """Removed, and still on the data it was removed with (wiped, it is a new node)."""
+    entry = removed.get(node)
+    return entry is not None and _text(sb.get(node, KEY_DATA)) == entry[0]
+
+
+def record_removal(sb: Scuttlebutt, node: str, data: str, by: str | None = None) -> None:
+    """Take ``node`` (on its data incarnation ``data``) out of the ring, in our own
+    state; ``by``: the node that takes its tokens over (``dynamo replace``)."""
+    current = sb.get(sb.node_id, KEY_REMOVED)
+    record = dict(current) if isinstance(current, dict) else {}
+    record[node] = [data, by]
+    sb.set_local(KEY_REMOVED, record)
+
+
+def _in_ring(sb: Scuttlebutt, node: str, removed: dict[str, tuple[str, str | None]]) -> bool:
+    return _status(sb.get(node, KEY_STATUS)) in RING_STATUSES and not is_removed(sb, node, removed)
+
+
+def token_names(sb: Scuttlebutt) -> dict[str, str]:
+    """member -> the node whose tokens it owns, for members that replaced one."""
+    removed = removals(sb)
+    return {
+        by: node
+        for node, (_, by) in removed.items()
+        if by is not None and by != node and _in_ring(sb, by, removed)
+    }
+
+
+def ring_locations(sb: Scuttlebutt) -> dict[str, str]:
+    """node -> location of the members that own tokens (their own id when they announce
+    none: a node of an earlier release is its own failure domain)."""
+    removed = removals(sb)
+    return {
+        node: _text(sb.get(node, KEY_LOCATION)) or node
+        for node in sb.nodes()
+        if _in_ring(sb, node, removed)
+    }
+
+
 def ring_members(sb: Scuttlebutt) -> dict[str, float]:
-    """node -> weight of the members that own tokens (status valid or leaving)."""
+    """node -> weight of the members that own tokens (status valid or leaving, and not
+    removed)."""
+    removed = removals(sb)
     return {
         node: _weight(sb.get(node, KEY_WEIGHT))
         for node in sb.nodes()
-        if _status(sb.get(node, KEY_STATUS)) in RING_STATUSES
+        if _in_ring(sb, node, removed)
     }
 
 
@@ -214,6 +307,8 @@ def announce(
     status: str,
     weight: float = DEFAULT_WEIGHT,
     pb_addr: str = "",
+    location: str = "",
+    data: str = "",
 ) -> None:
     """Publish our addresses, status and weight (at start, in this order)."""
     if status not in _TRANSITIONS:
@@ -224,6 +319,10 @@ def announce(
     sb.set_local(KEY_HTTP, http_addr)
     if pb_addr or sb.get(sb.node_id, KEY_PB) is not None:
         sb.set_local(KEY_PB, pb_addr)
+    if location or sb.get(sb.node_id, KEY_LOCATION) is not None:
+        sb.set_local(KEY_LOCATION, location)
+    if data or sb.get(sb.node_id, KEY_DATA) is not None:
+        sb.set_local(KEY_DATA, data)
     set_status(sb, status)
     sb.set_local(KEY_WEIGHT, float(weight))
 

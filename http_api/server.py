@@ -384,6 +384,17 @@ class Api:
     async def admin_leave(self, request: web.Request) -> web.Response:
         return _json(await self.svc.leave())
 
+    async def admin_remove(self, request: web.Request) -> web.Response:
+        """``{"node": id}`` (Riak's force-remove), or ``{"node": old, "replace_with": new}``."""
+        try:
+            data = await request.json()
+            node, new = data["node"], data.get("replace_with")
+            if not isinstance(node, str) or not (new is None or isinstance(new, str)):
+                raise ValueError
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise BadRequest('remove needs a JSON body {"node": id} (and "replace_with": id)')
+        return _json(await self.svc.remove(node, new))
+
     async def admin_ui(self, request: web.Request) -> web.Response:
         return web.Response(body=_UI_PAGE.read_bytes(), content_type="text/html", charset="utf-8")
 
@@ -422,5 +433,6 @@ def make_app(
     r.add_get("/admin/aae", api.admin_aae)
     r.add_post("/admin/join", api.admin_join)
     r.add_post("/admin/leave", api.admin_leave)
+    r.add_post("/admin/remove", api.admin_remove)
     r.add_get("/admin/ui", api.admin_ui)
     return app

@@ -106,6 +106,11 @@ class AdminService(Protocol):
 
     async def leave(self) -> JSON: ...
 
+    async def remove(self, node: str, replacement: str | None = None) -> JSON:
+        """Take a node that never comes back out of the ring (or hand its ranges to
+        ``replacement``); ``Conflict`` while it still answers."""
+        ...
+
     def metrics(self) -> bytes:
         """Prometheus text exposition."""
         ...

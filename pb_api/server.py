@@ -72,6 +72,7 @@ class PbConfig:
     max_frame_bytes: int
     max_connections: int = 4096
     stall_timeout_s: float = 10.0
+    reuse_port: bool = False  # SO_REUSEPORT: the processes of one host share the port
     auth: AuthConfig | None = None
     ssl_context: ssl.SSLContext | None = None
 
@@ -100,7 +101,11 @@ class PbServer:
         """Listen; returns the port bound (``port`` 0 picks one)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: PbConnection(self), host, port, reuse_address=True
+            lambda: PbConnection(self),
+            host,
+            port,
+            reuse_address=True,
+            reuse_port=self.config.reuse_port or None,
         )
         return int(self._server.sockets[0].getsockname()[1])
 

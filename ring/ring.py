@@ -3,12 +3,15 @@
 Each member ``n`` with weight ``w`` owns ``max(1, round(T * w))`` tokens; token ``i``
 is ``mmh3.hash64(f"{n}/{i}")`` (unsigned). A position ``p`` belongs to the range
 ending at the first token ``>= p`` (wrapping past ``2**64 - 1`` to the lowest token);
-walking clockwise from that token and keeping distinct nodes gives the preference
-order. The first ``n`` distinct nodes are the primaries, the rest are fallbacks.
+walking clockwise from that token and keeping distinct nodes gives the walk, and the
+preference order is the walk placed across locations (``ring.placement``: each new
+failure domain's first node first). The first ``n`` are the primaries, the rest are
+fallbacks.
 
-No claimant and no coordination: every node that sees the same members and weights
-computes the same ring (same :attr:`Ring.ring_hash`), and a member change moves only
-the ranges next to the changed node's tokens.
+No claimant and no coordination: every node that sees the same members, weights and
+locations computes the same ring (same :attr:`Ring.ring_hash`), and a member change
+moves only the ranges next to the changed node's tokens (and, when it changes which
+locations the ring has, the ranges whose placement across locations it changes).
 
 Lookups run on every request, so construction precomputes, for each token, the
 tuple of all distinct nodes clockwise from it; a lookup is then one ``bisect``.
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 import mmh3
 from sortedcontainers import SortedDict
 
+from ring.placement import choose_stand_ins, location_count, placement_order
 from ring.position import RING_SIZE
 
 DEFAULT_TOKENS_PER_NODE = 64
@@ -86,8 +90,10 @@ class Ring:
     __slots__ = (
         "_entries",
         "_key",
+        "_locations",
         "_ring_hash",
         "_token_list",
+        "_token_names",
         "_token_nodes",
         "_tokens_per_node",
         "_walks",
@@ -98,6 +104,8 @@ class Ring:
         self,
         members: Mapping[str, float] | Iterable[str] = (),
         tokens_per_node: int = DEFAULT_TOKENS_PER_NODE,
+        locations: Mapping[str, str] | None = None,
+        token_names: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(members, str):
             raise TypeError("members must be a mapping or an iterable of node ids, not a str")
@@ -113,13 +121,34 @@ class Ring:
             weights[node] = float(weight)
         self._weights = weights
         self._tokens_per_node = tokens_per_node
-        self._key = (tokens_per_node, tuple(weights.items()))
-        canonical = json.dumps({"tokens_per_node": tokens_per_node, "members": self._key[1]})
-        self._ring_hash = hashlib.sha1(canonical.encode()).hexdigest()[:16]
+        # A node without a location is its own failure domain; only the others count.
+        self._locations = {
+            n: loc for n, loc in sorted((locations or {}).items()) if n in weights and loc != n
+        }
+        for node, loc in self._locations.items():
+            if not loc:
+                raise ValueError(f"location of {node!r} must be a non-empty string")
+        # A member that replaced a node takes that node's tokens (``dynamo replace``).
+        self._token_names = {
+            n: name for n, name in sorted((token_names or {}).items()) if n in weights and name != n
+        }
+        self._key = (
+            tokens_per_node,
+            tuple(weights.items()),
+            tuple(self._locations.items()),
+            tuple(self._token_names.items()),
+        )
+        fields: dict[str, object] = {"tokens_per_node": tokens_per_node, "members": self._key[1]}
+        if self._locations:  # absent when every node is its own location: the hash of old
+            fields["locations"] = self._key[2]
+        if self._token_names:
+            fields["token_names"] = self._key[3]
+        self._ring_hash = hashlib.sha1(json.dumps(fields).encode()).hexdigest()[:16]
 
         owner: dict[int, str] = {}
         for node, weight in weights.items():  # sorted: on a collision the lower id wins
-            for token in _node_tokens(node, max(1, round(tokens_per_node * weight))):
+            name = self._token_names.get(node, node)
+            for token in _node_tokens(name, max(1, round(tokens_per_node * weight))):
                 owner.setdefault(token, node)
         self._token_list: list[int] = sorted(owner)
         self._token_nodes: list[str] = [owner[t] for t in self._token_list]
@@ -127,7 +156,8 @@ class Ring:
         self._entries = {node: PreflistEntry(node, Role.PRIMARY, None) for node in weights}
 
     def _build_walks(self) -> list[tuple[str, ...]]:
-        """For each token index, all distinct nodes clockwise from it: O(tokens x nodes)."""
+        """For each token index, all distinct nodes clockwise from it, in placement order
+        (``ring.placement``): O(tokens x nodes)."""
         nodes = self._token_nodes
         if not nodes:
             return []
@@ -143,6 +173,14 @@ class Ring:
                 walks[i] = following
             else:
                 walks[i] = (node, *(m for m in following if m != node))
+        if not self._locations:
+            return walks
+        placed: dict[int, tuple[str, ...]] = {}  # by the plain walk's id: runs share one
+        for i, walk in enumerate(walks):
+            order = placed.get(id(walk))
+            if order is None:
+                order = placed[id(walk)] = placement_order(walk, self._locations)
+            walks[i] = order
         return walks
 
     # -- identity ---------------------------------------------------------------------
@@ -161,6 +199,15 @@ class Ring:
     def tokens_per_node(self) -> int:
         return self._tokens_per_node
 
+    def location(self, node: str) -> str:
+        """The failure domain of ``node`` (the node itself when it has none)."""
+        return self._locations.get(node, node)
+
+    @property
+    def locations(self) -> dict[str, str]:
+        """Node id -> location, for every member (a fresh copy)."""
+        return {n: self._locations.get(n, n) for n in self._weights}
+
     @property
     def tokens(self) -> SortedDict:
         """Token -> owning node (a fresh copy; the ring itself never changes)."""
@@ -173,7 +220,12 @@ class Ring:
 
     def without(self, node: str) -> Ring:
         """The future ring once ``node`` has left: what a leave transfer plans over."""
-        return Ring({n: w for n, w in self._weights.items() if n != node}, self._tokens_per_node)
+        return Ring(
+            {n: w for n, w in self._weights.items() if n != node},
+            self._tokens_per_node,
+            self._locations,
+            self._token_names,
+        )
 
     def __len__(self) -> int:
         return len(self._weights)
@@ -192,7 +244,7 @@ class Ring:
     def __repr__(self) -> str:
         return (
             f"Ring(members={self._weights!r}, tokens_per_node={self._tokens_per_node}, "
-            f"ring_hash={self._ring_hash!r})"
+            f"locations={self._locations!r}, ring_hash={self._ring_hash!r})"
         )
 
     # -- lookups (hot path) -------------------------------------------------------------
@@ -228,9 +280,11 @@ class Ring:
     def preflist(self, position: int, n: int, down: Collection[str] = ()) -> list[PreflistEntry]:
         """Annotated preference list, as Riak's ``riak_core_apl:get_apl_ann``.
 
-        The up primaries in walk order, then for each down primary (in order) the next
-        up node beyond the first ``n``, as a fallback hinted for that primary. Stops
-        when fallbacks run out, so the result may be shorter than ``n``.
+        The up primaries in placement order, then for each down primary (in order) an up
+        node beyond the first ``n``, as a fallback hinted for that primary: the nearest
+        from a location none of the key's other replicas is in, else the nearest
+        (``ring.placement.choose_stand_ins``). Stops when fallbacks run out, so the
+        result may be shorter than ``n``.
         """
         _check_query(position, n)
         walk = self._walk(position)
@@ -241,17 +295,13 @@ class Ring:
         result = [entries[node] for node in primaries if node not in down]
         if len(result) == len(primaries):
             return result
-        spare = (node for node in walk[n:] if node not in down)
-        for node in primaries:
-            if node in down:
-                stand_in = next(spare, None)
-                if stand_in is None:
-                    break
-                result.append(PreflistEntry(stand_in, Role.FALLBACK, node))
+        spares = [node for node in walk[n:] if node not in down]
+        for stand_in, primary in choose_stand_ins(primaries, spares, down, self._locations):
+            result.append(PreflistEntry(stand_in, Role.FALLBACK, primary))
         return result
 
     def fallbacks(self, position: int, n: int, down: Collection[str] = ()) -> tuple[str, ...]:
-        """The nodes beyond the first ``n`` in walk order that are not down."""
+        """The nodes beyond the first ``n`` in placement order that are not down."""
         _check_query(position, n)
         return tuple(node for node in self._walk(position)[n:] if node not in down)
 
@@ -302,6 +352,30 @@ class Ring:
         for lo, hi, i in self._segments():
             owned[self._token_nodes[i]] += hi - lo
         return {node: size / RING_SIZE for node, size in owned.items()}
+
+    def location_ownership(self, n: int) -> dict[str, float]:
+        """Share of the key replicas (``n`` per key) each location holds, 0..1."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        held: dict[str, int] = {}
+        copies = 0
+        for lo, hi, i in self._segments():
+            primaries = self._walks[i][:n]
+            copies += len(primaries) * (hi - lo)
+            for node in primaries:
+                loc = self._locations.get(node, node)
+                held[loc] = held.get(loc, 0) + hi - lo
+        return {loc: size / copies for loc, size in sorted(held.items())} if copies else {}
+
+    def location_violations(self, n: int) -> int:
+        """Ranges whose ``n`` primaries share a location although the ring has enough
+        locations to keep them apart (0 by construction: a figure to watch)."""
+        want = min(n, location_count(self._weights, self._locations))
+        return sum(
+            1
+            for _, _, i in self._segments()
+            if location_count(self._walks[i][:n], self._locations) < want
+        )
 
     def balance(self) -> Balance:
         """Ownership shares with their max and mean (all zero for an empty ring)."""

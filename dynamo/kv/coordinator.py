@@ -416,6 +416,7 @@ class Coordinator:
         raw = objects.encode(new)
         rpc_timeout_s = min(timeout_s, self.rpc_timeout_s)
         taken = {t.node for t in targets}
+        failed: set[str] = set()
 
         def settle(node: str, result: bool | BaseException, is_durable: bool) -> None:
             q.add_result(node, result, is_durable)
@@ -431,7 +432,11 @@ class Coordinator:
             try:
                 reply = fut.result()
             except Exception as e:
-                node = choose_stand_in(fallbacks, taken) if t.primary else None
+                failed.add(t.node)
+                node = None
+                if t.primary:
+                    locations = self.membership.ring.locations
+                    node = choose_stand_in(fallbacks, taken, failed=failed, location=locations)
                 if node is not None:  # even after answering: N copies, not W
                     taken.add(node)
                     stand_in = Target(node, False, t.node)

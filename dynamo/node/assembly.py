@@ -22,7 +22,7 @@ from dynamo.kv.replica import Replica
 from dynamo.net import methods, tls
 from dynamo.net.rpc import Rpc, RpcAPI, RpcConfig, RpcError
 from dynamo.net.schema import Method
-from dynamo.node.cluster import Cluster
+from dynamo.node.cluster import Cluster, StillUp
 from dynamo.node.config import NodeConfig
 from dynamo.node.env import REAL, Env
 from dynamo.node.metrics import Metrics
@@ -32,7 +32,7 @@ from dynamo.storage.contract import StoreAPI
 from dynamo.storage.rocksdb import Store, StoreConfig
 from gossip.membership import LEAVING, LEFT
 from http_api.access import AuthConfig, ConcurrencyLimit
-from http_api.errors import BadRequest, Unavailable
+from http_api.errors import BadRequest, Conflict, Unavailable
 from http_api.guards import Front
 from http_api.server import FRONT, make_app
 from http_api.types import (
@@ -95,6 +95,7 @@ class Node:
             )
         )
         self.cluster = Cluster(config, self.db, self.rpc, env)
+        self.cluster.on_removed = self._removed
         self.coordinator = Coordinator(
             node_id=config.node_id,
             replica=self.replica,
@@ -180,6 +181,16 @@ class Node:
                 ssl_context=ssl_context,
             )
             await site.start()
+            if cfg.shared_http_port:  # the host's one client address, shared by its processes
+                shared = web.TCPSite(
+                    self._runner,
+                    cfg.http_bind,
+                    cfg.shared_http_port,
+                    reuse_address=True,
+                    reuse_port=True,
+                    ssl_context=ssl_context,
+                )
+                await shared.start()
         await self.cluster.start()
         for aw in self.ownership.tasks():
             self._tasks.append(asyncio.ensure_future(aw))
@@ -204,6 +215,7 @@ class Node:
                 max_frame_bytes=cfg.max_object_bytes + FRAME_OVERHEAD_BYTES,
                 max_connections=cfg.pb_max_connections,
                 stall_timeout_s=cfg.pb_stall_timeout_s,
+                reuse_port=cfg.pb_reuse_port,
                 auth=AuthConfig(token=cfg.http_auth_token, basic=cfg.http_auth_basic),
                 ssl_context=ssl_context,
             ),
@@ -354,6 +366,20 @@ class Node:
         if not ok:
             raise Unavailable(f"seed {seed} did not answer a gossip round: check the address")
         return {"node": self.node_id, "joined_through": seed, "members": len(self.cluster.ring)}
+
+    async def remove(self, node: str, replacement: str | None = None) -> dict[str, Any]:
+        try:
+            out = self.cluster.remove(node, replacement)
+        except StillUp as e:
+            raise Conflict(str(e))
+        except ValueError as e:
+            raise BadRequest(str(e))
+        await self.cluster.spread()
+        return out
+
+    def _removed(self, why: str) -> None:
+        log.error("%s", why)
+        self.exit_requested.set()
 
     async def leave(self) -> dict[str, Any]:
         if self.cluster.status in (LEAVING, LEFT):

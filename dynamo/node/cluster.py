@@ -51,6 +51,10 @@ class LeftCluster(Exception):
     """This node left the cluster; it does not come back by itself."""
 
 
+class StillUp(ValueError):
+    """A node asked to be removed still answers."""
+
+
 class Cluster:
     """Membership, liveness, ring and bucket props, as this node sees them."""
 
@@ -101,6 +105,8 @@ class Cluster:
             peer_addr=config.peer_addr,
             http_addr=config.http_addr,
             pb_addr=config.pb_addr,
+            location=config.effective_location,
+            data=store.incarnation,
             status=status,
             weight=config.weight,
         )
@@ -111,12 +117,13 @@ class Cluster:
         for bucket, (stamp, props) in self._overrides.items():
             membership.set_bucket_props(self.sb, bucket, props, stamp)
         self._props_cache: dict[bytes, BucketProps] = {}
-        self._ring = Ring(membership.ring_members(self.sb), config.tokens_per_node)
+        self._ring = self._new_ring()
         self._down: frozenset[str] = frozenset()
         self._down_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._left = membership.PurgeLeft(config.left_purge_s)
         self.on_ring_change: list[Callable[[Ring, Ring], None]] = []
+        self.on_removed: Callable[[str], None] | None = None  # an operator took us out
 
     # --- Gossip plumbing ----------------------------------------------------------------------
 
@@ -172,7 +179,12 @@ class Cluster:
         for u in updates:
             if u.key == KEY_HEARTBEAT and not u.new_generation:
                 continue
-            if u.new_generation or u.key in (membership.KEY_STATUS, membership.KEY_WEIGHT):
+            if u.new_generation or u.key in (
+                membership.KEY_STATUS,
+                membership.KEY_WEIGHT,
+                membership.KEY_LOCATION,
+                membership.KEY_REMOVED,
+            ):
                 ring_changed = True
             if u.key.startswith(membership.PROPS_PREFIX):
                 props_changed = True
@@ -186,6 +198,7 @@ class Cluster:
                     self.rpc.reset_backoff(addr)
         if ring_changed:
             self._rebuild_ring()
+            self._check_removed()
         if props_changed:
             self._merge_props()
         if ring_changed or props_changed or addr_changed:
@@ -212,11 +225,20 @@ class Cluster:
         self.sb.restore(snapshot)
         log.info("restored the last known state of %d peers", len(snapshot.deltas))
 
+    def _new_ring(self) -> Ring:
+        """The ring of what gossip says now: members, weights, locations."""
+        return Ring(
+            membership.ring_members(self.sb),
+            self.config.tokens_per_node,
+            membership.ring_locations(self.sb),
+            membership.token_names(self.sb),
+        )
+
     def _rebuild_ring(self) -> None:
-        members = membership.ring_members(self.sb)
-        if members == self._ring.weights:
+        ring = self._new_ring()
+        if ring == self._ring:
             return
-        old, self._ring = self._ring, Ring(members, self.config.tokens_per_node)
+        old, self._ring = self._ring, ring
         log.info("ring now has %d members (hash %s)", len(self._ring), self._ring.ring_hash)
         for cb in self.on_ring_change:
             cb(old, self._ring)
@@ -256,8 +278,57 @@ class Cluster:
     def members_not_left(self) -> list[str]:
         return [m.node for m in membership.members(self.sb) if m.status != LEFT]
 
+    def _check_removed(self) -> None:
+        """Taken out by an operator (``dynamo remove``) while we were away: stop."""
+        if self.status == LEFT:
+            return
+        removed = membership.removals(self.sb)
+        if membership.is_removed(self.sb, self.node_id, removed):
+            if self.status in (JOINING, VALID):
+                self.set_status(LEAVING)  # nothing to hand over: its ranges moved already
+            self.set_status(LEFT)
+            if self.on_removed is not None:
+                self.on_removed(
+                    f"node {self.node_id} was removed from the cluster (dynamo remove): to"
+                    " join again, wipe its data directory and start it with --seeds"
+                )
+
+    def remove(self, node: str, replacement: str | None = None) -> dict[str, Any]:
+        """Take a node that never comes back out of the ring (``dynamo remove``), or hand
+        its ranges to ``replacement`` (``dynamo replace``). ``ValueError`` says why not."""
+        known = {m.node: m for m in membership.members(self.sb)}
+        target = known.get(node)
+        if target is None:
+            raise ValueError(f"{node!r} is not a member this node knows: see dynamo members")
+        if node == self.node_id:
+            raise ValueError("a node cannot remove itself: use dynamo leave, or ask another")
+        if self.is_up(node) or node in self.rpc.connected_nodes():
+            raise StillUp(
+                f"{node} still answers: use dynamo leave on it, or stop it first (remove is"
+                " for a node that never comes back)"
+            )
+        if replacement is not None:
+            new = known.get(replacement)
+            if new is None or replacement == node or new.status == LEFT:
+                raise ValueError(f"{replacement!r} is not a live member: start it, let it join")
+            if not self.is_up(replacement):
+                raise ValueError(f"{replacement} is down: replace with a node that is up")
+            if replacement in membership.token_names(self.sb):
+                raise ValueError(f"{replacement} replaced a node already: use another one")
+        data = membership.sb_text(self.sb, node, membership.KEY_DATA)
+        membership.record_removal(self.sb, node, data, replacement)
+        self._rebuild_ring()
+        self._save_peers()
+        log.warning(
+            "removed %s from the ring%s",
+            node,
+            f": {replacement} takes its ranges" if replacement else "",
+        )
+        return {"removed": node, "replaced_by": replacement, "members": list(self._ring.members)}
+
     def members_json(self) -> dict[str, Any]:
         now = self.env.monotonic()
+        removed = membership.removals(self.sb)
         out = []
         for m in membership.members(self.sb):
             out.append(
@@ -266,6 +337,8 @@ class Cluster:
                     "peer_addr": m.peer_addr,
                     "http_addr": m.http_addr,
                     "pb_addr": m.pb_addr or None,
+                    "location": m.location,
+                    "removed": membership.is_removed(self.sb, m.node, removed),
                     "status": m.status,
                     "up": self.is_up(m.node),
                     "phi": 0.0
@@ -279,6 +352,7 @@ class Cluster:
 
     def ring_json(self) -> dict[str, Any]:
         ring = self._ring
+        n_val = self._default_props.n_val
         owned = {n: ring.owned_ranges(n, 1) for n in ring.members}
         return {
             "ring_hash": ring.ring_hash,
@@ -286,6 +360,14 @@ class Cluster:
             "tokens_per_node": ring.tokens_per_node,
             "ownership": {n: round(s, 6) for n, s in ring.ownership().items()},
             "arcs": {n: [[str(lo), str(hi)] for lo, hi in rs] for n, rs in owned.items()},
+            "locations": ring.locations,
+            # Replicas held per location, and ranges whose primaries share a location
+            # although the ring has enough locations, for the default n_val.
+            "n_val": n_val,
+            "location_ownership": {
+                loc: round(s, 6) for loc, s in ring.location_ownership(n_val).items()
+            },
+            "location_violations": ring.location_violations(n_val),
         }
 
     def preflist_json(self, bucket: bytes, key: bytes) -> dict[str, Any]:
@@ -298,6 +380,7 @@ class Cluster:
             "partition": self._ring.partition(pos),
             "n_val": props.n_val,
             "primaries": list(primaries),
+            "primary_locations": [self._ring.location(p) for p in primaries],
             "fallbacks": list(self._ring.fallbacks(pos, props.n_val, down)),
             "down": sorted(n for n in primaries if n in down),
             "preflist": [

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,11 @@ class NodeConfig:
     pb_port: int = 8087
     pb_max_connections: int = 4096  # more PB connections are closed at once, counted
     pb_stall_timeout_s: float = 10.0  # a PB client silent mid-frame this long is dropped
+    # Several node processes on one host (dynamo start --processes) share the host's client
+    # addresses with SO_REUSEPORT: the kernel spreads connections over them. Each keeps its
+    # own http_port (its admin address, what /admin/members lists).
+    shared_http_port: int = 0  # 0: none
+    pb_reuse_port: bool = False
     seeds: tuple[str, ...] = ()  # host:peer_port of nodes to join through
     rejoin: bool = False  # start a node that left the cluster and join again
     # A member that left is forgotten this long after (its state would grow every
@@ -72,6 +78,10 @@ class NodeConfig:
     peer_tls_ca_file: Path | None = None  # ...and the CA every peer's certificate must chain to
     tokens_per_node: int = 64  # virtual nodes: more is better balance, slower ring builds
     weight: float = 1.0  # share of the ring relative to other nodes
+    # This node's failure domain (a zone, a rack, a host): a key's replicas go to distinct
+    # locations when the cluster has enough of them. Empty: this machine's host name, so
+    # several processes of one host never hold the same key's replicas.
+    location: str = ""
     n_val: int = 3  # default replicas per key for buckets that do not set it
     max_object_bytes: int = 16 * MIB  # larger values get 413; bounds memory per request
     # A write that would make the stored object (every sibling) larger gets 413. It keeps
@@ -118,7 +128,7 @@ class NodeConfig:
             raise bad("preset", f"{self.preset!r} is not one of {', '.join(PRESETS)}")
         if not self.node_id or "/" in self.node_id or len(self.node_id.encode()) > 200:
             raise bad("node_id", "use a non-empty name of at most 200 bytes, without '/'")
-        for name in ("http_port", "peer_port", "pb_port"):
+        for name in ("http_port", "peer_port", "pb_port", "shared_http_port"):
             v = getattr(self, name)
             if not 0 <= v <= 65535:
                 raise bad(name, f"{v} is not a TCP port (0-65535)")
@@ -132,6 +142,8 @@ class NodeConfig:
                 raise bad("peer_routes", f"{r!r} is not host:port=host:port")
         if self.tokens_per_node < 1 or self.tokens_per_node > 4096:
             raise bad("tokens_per_node", "use 1 to 4096")
+        if len(self.location.encode()) > 255 or any(c.isspace() for c in self.location):
+            raise bad("location", "use a label of at most 255 bytes without spaces")
         if not self.weight > 0:
             raise bad("weight", "must be above 0")
         if not 1 <= self.n_val <= 64:
@@ -218,6 +230,10 @@ class NodeConfig:
     @property
     def http_addr(self) -> str:
         return f"{self.host}:{self.http_port}"
+
+    @property
+    def effective_location(self) -> str:
+        return self.location or socket.gethostname() or self.node_id
 
     @property
     def pb_addr(self) -> str:

@@ -7,6 +7,7 @@
     dynamo status|members|ring --url http://127.0.0.1:8098
     dynamo join --url URL --seed host:peer_port
     dynamo leave --url URL
+    dynamo remove NODE --url URL          dynamo replace OLD NEW --url URL
     dynamo bench ...      dynamo chaos ...
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dynamo.node import config as config_mod
+from dynamo.tools.supervisor import Supervisor, layout_from, parse_processes
 from http_api.admin import AdminClient, AdminError
 
 log = logging.getLogger("dynamo")
@@ -91,6 +93,10 @@ def _start_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-name", help="peers from another cluster are refused")
     p.add_argument("--cluster-secret-file", help="file with the secret every peer must prove")
     p.add_argument("--n-val", type=int, help="default replicas per key, default 3")
+    p.add_argument(
+        "--location",
+        help="this node's failure domain (zone, rack or host), default the host name",
+    )
     p.add_argument("--config", help="TOML file with any setting (flags override it)")
     p.add_argument(
         "--set",
@@ -100,6 +106,38 @@ def _start_flags(p: argparse.ArgumentParser) -> None:
         help="any other setting of dynamo.node.config.NodeConfig, e.g. --set hinted_handoff=false",
     )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, default INFO")
+    p.add_argument(
+        "--processes",
+        help="run K node processes on this host under one supervisor (auto: one per core),"
+        " sharing --http-port and --pb-port; see dynamo/tools/supervisor.py",
+    )
+    p.add_argument(
+        "--admin-port",
+        type=int,
+        default=0,
+        help="with --processes: the first process's own HTTP port, default --http-port + 1000",
+    )
+
+
+#: ``dynamo start`` flags a supervisor sets per process, not passed on from its own argv.
+_PER_PROCESS = ("--processes", "--admin-port", "--new-cluster", "--seeds")
+
+
+def _passed_on(argv: list[str]) -> list[str]:
+    """The supervisor's own ``start`` flags its processes get too (minus ``_PER_PROCESS``:
+    the flags each process is given after these override the rest)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in _PER_PROCESS:
+            skip = "=" not in arg and name != "--new-cluster"
+            continue
+        out.append(arg)
+    return out
 
 
 def load_config(args: argparse.Namespace) -> config_mod.NodeConfig:
@@ -116,6 +154,7 @@ def load_config(args: argparse.Namespace) -> config_mod.NodeConfig:
         "cluster_name": args.cluster_name,
         "cluster_secret_file": args.cluster_secret_file,
         "n_val": args.n_val,
+        "location": args.location,
         "log_level": args.log_level,
     }
     for item in args.set:
@@ -158,10 +197,15 @@ async def _serve(cfg: config_mod.NodeConfig) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args)
-    except config_mod.ConfigError as e:
+        processes = parse_processes(args.processes) if args.processes is not None else 0
+    except (config_mod.ConfigError, ValueError) as e:
         print(f"dynamo start: {e}", file=sys.stderr)
         return 2
     setup_logging(cfg.log_level, cfg.node_id)
+    if processes:
+        layout = layout_from(cfg, processes, args.admin_port)
+        argv = _passed_on(sys.argv[2:] if args.argv is None else args.argv)
+        return Supervisor(layout, argv).run()
     limit_malloc_arenas()
     _use_uvloop()
     return asyncio.run(_serve(cfg))
@@ -198,12 +242,14 @@ def cmd_members(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
         return 0
     print(f"as seen by {data['node']}:")
-    print(f"{'node':<16}{'status':<10}{'up':<6}{'phi':>8}  {'peer':<22}{'http':<22}")
+    print(
+        f"{'node':<16}{'status':<10}{'up':<6}{'phi':>8}  {'location':<18}{'peer':<22}{'http':<22}"
+    )
     for m in data["members"]:
         up = "up" if m["up"] else "DOWN"
         print(
             f"{m['node']:<16}{m['status']:<10}{up:<6}{m['phi']:>8.2f}  "
-            f"{m['peer_addr']:<22}{m['http_addr']:<22}"
+            f"{m.get('location', m['node']):<18}{m['peer_addr']:<22}{m['http_addr']:<22}"
         )
     return 0
 
@@ -219,6 +265,12 @@ def cmd_ring(args: argparse.Namespace) -> int:
     )
     for node, share in sorted(data["ownership"].items()):
         print(f"  {node:<16}{share * 100:6.2f}%  {'#' * round(share * 100)}")
+    by_location = data.get("location_ownership", {})
+    if len(by_location) > 1:
+        print(f"replicas per location (n_val {data.get('n_val')}):")
+        for loc, share in sorted(by_location.items()):
+            print(f"  {loc:<16}{share * 100:6.2f}%")
+        print(f"location violations: {data.get('location_violations', 0)}")
     return 0
 
 
@@ -255,6 +307,18 @@ def cmd_leave(args: argparse.Namespace) -> int:
 
     started = _admin(args, "/admin/leave", "POST", {})
     return follow_leave(admin_client(args), started, args.timeout)
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    out = _admin(args, "/admin/remove", "POST", {"node": args.node})
+    print(json.dumps(out))
+    return 0
+
+
+def cmd_replace(args: argparse.Namespace) -> int:
+    out = _admin(args, "/admin/remove", "POST", {"node": args.old, "replace_with": args.new})
+    print(json.dumps(out))
+    return 0
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -304,6 +368,26 @@ def build_parser() -> argparse.ArgumentParser:
     _access_flags(p)
     p.set_defaults(func=cmd_join)
 
+    p = sub.add_parser(
+        "remove",
+        help="take a node that never comes back out of the ring (Riak's force-remove);"
+        " refused while it still answers: its ranges refill from the other replicas",
+    )
+    p.add_argument("node", help="the node id to remove")
+    p.add_argument("--url", default="http://127.0.0.1:8098", help="any live node")
+    _access_flags(p)
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser(
+        "replace",
+        help="hand a dead node's ranges to a new node that has joined (Riak's replace)",
+    )
+    p.add_argument("old", help="the node that never comes back")
+    p.add_argument("new", help="a live member that takes its ranges (its tokens)")
+    p.add_argument("--url", default="http://127.0.0.1:8098", help="any live node")
+    _access_flags(p)
+    p.set_defaults(func=cmd_replace)
+
     p = sub.add_parser("leave", help="make a node hand its data over and leave the cluster")
     p.add_argument("--url", default="http://127.0.0.1:8098")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait, default 600")
@@ -314,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:] if argv is not None else None
     code: int = args.func(args)
     return code
 

@@ -152,6 +152,13 @@ def test_a_stand_in_is_the_nearest_fallback_not_already_used() -> None:
     assert choose_stand_in(("n4", "n5", "n6"), {"n1", "n4"}) == "n5"
     assert choose_stand_in(("n4",), {"n4"}) is None
     assert choose_stand_in((), set()) is None
+    # With locations: n4 shares zone a with the live n1, n5 is in a zone no live target
+    # is in; the failed n2's own zone (b) counts as free.
+    zones = {"n1": "a", "n2": "b", "n3": "c", "n4": "a", "n5": "d", "n6": "b"}
+    taken = {"n1", "n2", "n3"}
+    assert choose_stand_in(("n4", "n5"), taken, failed={"n2"}, location=zones) == "n5"
+    assert choose_stand_in(("n4", "n6"), taken, failed={"n2"}, location=zones) == "n6"
+    assert choose_stand_in(("n4",), taken, failed={"n2"}, location=zones) == "n4"
 
 
 def test_a_leaving_node_hands_each_key_to_the_primaries_the_future_ring_adds() -> None:
