@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 HEALTHY_AFTER_S = 60.0  # up this long: the next crash starts the backoff afresh
-STOP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 75.0  # a node takes up to 60 s to finish in-flight requests
 PERMANENT_EXITS = frozenset({0, 2, 3})  # left the cluster, bad config, left before
 
 

@@ -34,10 +34,56 @@ def add_up_parser(sub: Any) -> None:
         help="a setting passed to every node",
     )
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--hosts",
+        type=int,
+        default=0,
+        help="lay out H simulated hosts instead of --nodes, each its own location (host1..)"
+        " running --processes node processes behind one client port: host i serves HTTP on"
+        " base-http-port + 100 (i - 1), PB one above",
+    )
+    p.add_argument("--processes", type=int, default=2, help="with --hosts: processes per host")
     p.set_defaults(func=cmd_up)
 
 
+def cmd_up_hosts(args: argparse.Namespace) -> int:
+    """``--hosts H --processes K``: H supervisors of K node processes each."""
+    from dynamo.tools.hosts import HostCluster, LocalSpawner, local_addrs
+
+    if not 1 <= args.processes <= 40:
+        print("dynamo up: --processes must be 1 to 40", file=sys.stderr)
+        return 2
+    addrs = local_addrs(args.hosts, args.base_http_port)
+    settings = ["preset=local", *args.set, f"log_level={args.log_level}"]
+    hosts = HostCluster(Path(args.data_dir), addrs, args.processes, LocalSpawner(), settings)
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    hosts.start()
+    print(f"dynamo up: {args.hosts} hosts of {args.processes} processes (Ctrl-C stops them all)")
+    for h, a in enumerate(addrs):
+        print(
+            f"  host{h + 1}: clients http://{a.address}:{a.http_port}  pb {a.address}:{a.pb_port}"
+            f"  nodes {', '.join(hosts.node_urls(h))}  logs {hosts.root}/host{h + 1}.log",
+            flush=True,
+        )
+    try:
+        while not stopping and any(hosts.running(h) for h in range(len(addrs))):
+            time.sleep(0.2)
+    finally:
+        hosts.stop()
+    print("dynamo up: all hosts stopped", flush=True)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.hosts:
+        return cmd_up_hosts(args)
     if args.nodes < 1:
         print("dynamo up: --nodes must be at least 1", file=sys.stderr)
         return 2

@@ -3,10 +3,11 @@ Kubernetes manifests, the systemd unit and its environment file, and the Dockerf
 read and checked against ``dynamo.node.config.NodeConfig`` and the flags of
 ``dynamo start``.
 
-The manifests are validated against a structural schema written here (unknown keys are
+The manifests (every ``deploy/kubernetes/*.yaml``: the shared objects and one StatefulSet
+per zone) are validated against a structural schema written here (unknown keys are
 errors, so a typo such as ``readinessprobe`` does not pass silently), then for what
-makes the cluster work: the names, ports, probes, volumes and flags that must agree.
-``kubectl`` and ``systemd-analyze`` add their own checks when they are installed.
+makes the cluster work: the names, ports, probes, volumes, zones and flags that must
+agree. ``kubectl`` and ``systemd-analyze`` add their own checks when they are installed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import inspect
 import os
 import re
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,7 +30,7 @@ from aiohttp import web_runner
 
 from dynamo.node import config as config_mod
 from dynamo.storage.rocksdb import StoreConfig
-from dynamo.tools.cli import build_parser
+from dynamo.tools.cli import build_parser, load_config
 
 # pyyaml (a test dependency) ships no type stubs; as a module of type Any mypy accepts it
 # whether or not types-PyYAML is installed.
@@ -37,7 +38,7 @@ yaml: Any = importlib.import_module("yaml")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-K8S = DEPLOY / "kubernetes" / "dynamo.yaml"
+K8S_DIR = DEPLOY / "kubernetes"  # `kubectl apply -f` of the directory: every file an object
 UNIT = DEPLOY / "systemd" / "dynamo.service"
 ENV_EXAMPLE = DEPLOY / "systemd" / "dynamo.env.example"
 SYSUSERS = DEPLOY / "systemd" / "dynamo.sysusers"
@@ -56,280 +57,39 @@ HTTP_DRAIN_S: float = (
     inspect.signature(web_runner.BaseRunner).parameters["shutdown_timeout"].default
 )
 CLOSE_S = 5.0  # cancelling tasks, the final WAL sync and closing RocksDB, with margin
-# Stand-ins for what the downward API gives a pod.
-POD_NAME = "dynamo-1"
+# The nodes' well-known zone label, which the StatefulSets' node affinity requires.
+ZONE_KEY = "topology.kubernetes.io/zone"
+# A stand-in for what the downward API gives a pod (its name comes from its StatefulSet).
 NAMESPACE = "prod"
 SUBPROCESS_TIMEOUT_S = 120
-
-
-# --- A small structural schema language ------------------------------------------------------
-
-
-class Opt:
-    """An optional key."""
-
-    def __init__(self, schema: Any) -> None:
-        self.schema = schema
-
-
-class MapOf:
-    """A non-empty mapping with free string keys (labels, annotations, resource lists)."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-# A schema is a type or tuple of types; a frozenset of allowed literals; a dict of known
-# keys (values may be Opt; any other key is an error); a one-item list (a non-empty list
-# of that); or a MapOf.
-
-
-def schema_errors(value: Any, schema: Any, where: str = "") -> Iterator[str]:
-    if isinstance(schema, frozenset):
-        if value not in schema:
-            yield f"{where}: {value!r} is not one of {sorted(map(str, schema))}"
-    elif isinstance(schema, type | tuple):
-        types = schema if isinstance(schema, tuple) else (schema,)
-        # bool is an int to isinstance(), not to Kubernetes.
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            names = " or ".join(t.__name__ for t in types)
-            yield f"{where}: expected {names}, got {type(value).__name__} {value!r}"
-    elif isinstance(schema, MapOf):
-        if not isinstance(value, dict) or not value:
-            yield f"{where}: expected a non-empty mapping"
-            return
-        for k, v in value.items():
-            if not isinstance(k, str):
-                yield f"{where}: key {k!r} is not a string"
-            yield from schema_errors(v, schema.value, f"{where}.{k}")
-    elif isinstance(schema, list):
-        (item,) = schema
-        if not isinstance(value, list) or not value:
-            yield f"{where}: expected a non-empty list"
-            return
-        for i, v in enumerate(value):
-            yield from schema_errors(v, item, f"{where}[{i}]")
-    elif isinstance(schema, dict):
-        if not isinstance(value, dict):
-            yield f"{where}: expected a mapping, got {type(value).__name__}"
-            return
-        for key, sub in schema.items():
-            if key not in value:
-                if not isinstance(sub, Opt):
-                    yield f"{where}.{key}: required"
-                continue
-            yield from schema_errors(
-                value[key], sub.schema if isinstance(sub, Opt) else sub, f"{where}.{key}"
-            )
-        for key in sorted(set(value) - set(schema), key=str):
-            yield f"{where}.{key}: unknown field (a typo, or add it to the schema)"
-    else:
-        raise TypeError(f"bad schema at {where}: {schema!r}")
-
-
-def _literal(*values: str) -> frozenset[str]:
-    return frozenset(values)
-
-
-LABELS = MapOf(str)
-METADATA = {
-    "name": str,
-    "namespace": Opt(str),
-    "labels": Opt(LABELS),
-    "annotations": Opt(LABELS),
-}
-SELECTOR = {"matchLabels": LABELS}
-PORT_REF = (int, str)  # a number or a container port's name
-TCP = Opt(_literal("TCP"))
-
-SERVICE = {
-    "apiVersion": _literal("v1"),
-    "kind": _literal("Service"),
-    "metadata": METADATA,
-    "spec": {
-        "type": Opt(_literal("ClusterIP", "NodePort", "LoadBalancer")),
-        "clusterIP": Opt(str),
-        "publishNotReadyAddresses": Opt(bool),
-        "selector": LABELS,
-        "ports": [{"name": str, "port": int, "targetPort": PORT_REF, "protocol": TCP}],
-    },
-}
-PROBE = {
-    "httpGet": {"path": str, "port": PORT_REF, "scheme": Opt(_literal("HTTP", "HTTPS"))},
-    "initialDelaySeconds": Opt(int),
-    "periodSeconds": Opt(int),
-    "timeoutSeconds": Opt(int),
-    "failureThreshold": Opt(int),
-    "successThreshold": Opt(int),
-}
-ENV_VAR = {
-    "name": str,
-    "value": Opt(str),  # Kubernetes wants a string: quote numbers
-    "valueFrom": Opt(
-        {
-            "fieldRef": Opt({"fieldPath": str}),
-            "secretKeyRef": Opt({"name": str, "key": str, "optional": Opt(bool)}),
-        }
-    ),
-}
-QUANTITIES = MapOf((str, int))
-CONTAINER = {
-    "name": str,
-    "image": str,
-    "imagePullPolicy": Opt(_literal("Always", "IfNotPresent", "Never")),
-    "command": [str],
-    "args": Opt([str]),
-    "env": Opt([ENV_VAR]),
-    "ports": [{"name": str, "containerPort": int, "protocol": TCP}],
-    "volumeMounts": Opt(
-        [{"name": str, "mountPath": str, "readOnly": Opt(bool), "subPath": Opt(str)}]
-    ),
-    "resources": {"requests": QUANTITIES, "limits": QUANTITIES},
-    "startupProbe": Opt(PROBE),
-    "readinessProbe": PROBE,
-    "livenessProbe": PROBE,
-    "lifecycle": Opt({"preStop": {"exec": {"command": [str]}}}),
-    "securityContext": Opt(
-        {
-            "allowPrivilegeEscalation": Opt(bool),
-            "readOnlyRootFilesystem": Opt(bool),
-            "runAsNonRoot": Opt(bool),
-            "capabilities": Opt({"drop": Opt([str]), "add": Opt([str])}),
-        }
-    ),
-}
-POD_SPEC = {
-    "terminationGracePeriodSeconds": int,
-    "securityContext": Opt(
-        {
-            "runAsNonRoot": Opt(bool),
-            "runAsUser": Opt(int),
-            "runAsGroup": Opt(int),
-            "fsGroup": Opt(int),
-            "fsGroupChangePolicy": Opt(_literal("OnRootMismatch", "Always")),
-            "seccompProfile": Opt({"type": _literal("RuntimeDefault", "Localhost")}),
-        }
-    ),
-    "affinity": Opt(
-        {
-            "podAntiAffinity": {
-                "preferredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        "weight": int,
-                        "podAffinityTerm": {"topologyKey": str, "labelSelector": SELECTOR},
-                    }
-                ]
-            }
-        }
-    ),
-    "containers": [CONTAINER],
-    "volumes": Opt(
-        [
-            {
-                "name": str,
-                "secret": Opt(
-                    {
-                        "secretName": str,
-                        "defaultMode": Opt(int),
-                        "items": Opt([{"key": str, "path": str}]),
-                    }
-                ),
-                "emptyDir": Opt({"medium": Opt(str), "sizeLimit": Opt(str)}),
-            }
-        ]
-    ),
-}
-STATEFULSET = {
-    "apiVersion": _literal("apps/v1"),
-    "kind": _literal("StatefulSet"),
-    "metadata": METADATA,
-    "spec": {
-        "serviceName": str,
-        "replicas": int,
-        "podManagementPolicy": _literal("OrderedReady", "Parallel"),
-        "updateStrategy": Opt({"type": _literal("RollingUpdate", "OnDelete")}),
-        "minReadySeconds": Opt(int),
-        "selector": SELECTOR,
-        "template": {"metadata": {"labels": LABELS, "annotations": Opt(LABELS)}, "spec": POD_SPEC},
-        "volumeClaimTemplates": [
-            {
-                "metadata": METADATA,
-                "spec": {
-                    "accessModes": [_literal("ReadWriteOnce", "ReadWriteOncePod")],
-                    "storageClassName": Opt(str),
-                    "resources": {"requests": {"storage": str}},
-                },
-            }
-        ],
-    },
-}
-PDB = {
-    "apiVersion": _literal("policy/v1"),
-    "kind": _literal("PodDisruptionBudget"),
-    "metadata": METADATA,
-    "spec": {
-        "maxUnavailable": Opt((int, str)),
-        "minAvailable": Opt((int, str)),
-        "selector": SELECTOR,
-    },
-}
-NETWORK_POLICY = {
-    "apiVersion": _literal("networking.k8s.io/v1"),
-    "kind": _literal("NetworkPolicy"),
-    "metadata": METADATA,
-    "spec": {
-        "podSelector": SELECTOR,
-        "policyTypes": [_literal("Ingress", "Egress")],
-        "ingress": Opt(
-            [
-                {
-                    "from": Opt(
-                        [{"podSelector": Opt(SELECTOR), "namespaceSelector": Opt(SELECTOR)}]
-                    ),
-                    "ports": Opt([{"port": PORT_REF, "protocol": TCP}]),
-                }
-            ]
-        ),
-    },
-}
-SCHEMAS: dict[str, Any] = {
-    "Service": SERVICE,
-    "StatefulSet": STATEFULSET,
-    "PodDisruptionBudget": PDB,
-    "NetworkPolicy": NETWORK_POLICY,
-}
-
-
-def manifest_errors(doc: Any) -> list[str]:
-    """Everything wrong with one Kubernetes object, as far as the schema can tell."""
-    if not isinstance(doc, dict):
-        return [f"a document is a {type(doc).__name__}, not a Kubernetes object"]
-    errors = [
-        f"{key}: required in every object"
-        for key in ("apiVersion", "kind", "metadata")
-        if not doc.get(key)
-    ]
-    if errors:
-        return errors
-    if not isinstance(doc["metadata"], dict) or not doc["metadata"].get("name"):
-        return ["metadata.name: required in every object"]
-    schema = SCHEMAS.get(doc["kind"])
-    if schema is None:
-        return [f"kind {doc['kind']}: no schema in this test; add one"]
-    label = f"{doc['kind']}/{doc['metadata']['name']}"
-    return list(schema_errors(doc, schema, label))
 
 
 # --- Loading and reading the manifests -------------------------------------------------------
 
 
+def _manifest_files() -> list[Path]:
+    return sorted(K8S_DIR.glob("*.yaml"))
+
+
 @functools.cache
+def _documents_by_file() -> tuple[tuple[Path, Any], ...]:
+    """(file, object) for every object of every manifest file, in file order."""
+    return tuple(
+        (path, d)
+        for path in _manifest_files()
+        for d in yaml.safe_load_all(path.read_text())
+        if d is not None
+    )
+
+
 def _documents() -> tuple[Any, ...]:
-    return tuple(d for d in yaml.safe_load_all(K8S.read_text()) if d is not None)
+    return tuple(d for _, d in _documents_by_file())
 
 
 def _objects(kind: str) -> list[dict[str, Any]]:
-    return [d for d in _documents() if d["kind"] == kind]
+    # Not d["kind"]: a file that is no object is test_every_manifest_matches_its_schema's
+    # to report, not a KeyError while collecting the tests.
+    return [d for d in _documents() if isinstance(d, dict) and d.get("kind") == kind]
 
 
 def _one(kind: str) -> dict[str, Any]:
@@ -346,28 +106,45 @@ def _api_services() -> list[dict[str, Any]]:
     return [s for s in _objects("Service") if s["spec"].get("clusterIP") != "None"]
 
 
-def _statefulset() -> dict[str, Any]:
-    return _one("StatefulSet")
+def _statefulsets() -> list[dict[str, Any]]:
+    """Every StatefulSet (one per zone), by name."""
+    return sorted(_objects("StatefulSet"), key=lambda s: str(s["metadata"]["name"]))
 
 
-def _pod_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = _statefulset()["spec"]["template"]["spec"]
+def _statefulset(name: str) -> dict[str, Any]:
+    (sts,) = [s for s in _statefulsets() if s["metadata"]["name"] == name]
+    return sts
+
+
+# Without a StatefulSet, the helpers below read the first one: the others may differ from
+# it only in name and zone (test_zone_statefulsets_differ_only_in_name_and_zone).
+
+
+def _pod_spec(sts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    if sts is None:
+        sts = _statefulsets()[0]
+    spec: dict[str, Any] = sts["spec"]["template"]["spec"]
     return spec
 
 
-def _container() -> dict[str, Any]:
-    (container,) = _pod_spec()["containers"]
+def _container(sts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    (container,) = _pod_spec(sts)["containers"]
     found: dict[str, Any] = container
     return found
+
+
+def _pod_names(sts: Mapping[str, Any]) -> list[str]:
+    """The pods a StatefulSet makes: <name>-0, <name>-1, ..."""
+    return [f"{sts['metadata']['name']}-{i}" for i in range(sts["spec"]["replicas"])]
 
 
 def _argv(container: Mapping[str, Any]) -> list[str]:
     return [*container["command"], *container.get("args", [])]
 
 
-def _container_port(ref: int | str) -> int:
+def _container_port(ref: int | str, sts: Mapping[str, Any] | None = None) -> int:
     """A Service's targetPort or a probe's port, as the container port it names."""
-    ports = _container()["ports"]
+    ports = _container(sts)["ports"]
     if isinstance(ref, int):
         assert ref in {p["containerPort"] for p in ports}, f"no container port {ref}"
         return ref
@@ -451,6 +228,34 @@ def _clear_dynamo_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("DYNAMO_"):
             monkeypatch.delenv(name)
+
+
+def _pod_config(
+    sts: Mapping[str, Any], pod: str, secret_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> config_mod.NodeConfig:
+    """The NodeConfig pod ``pod`` of ``sts`` gets in namespace ``NAMESPACE``: the
+    container's args through ``dynamo start``'s parser and ``load_config``, its DYNAMO_*
+    env through the environment, the secret file swapped for a local one."""
+    assert pod in _pod_names(sts), f"{sts['metadata']['name']} makes no pod {pod}"
+    container = _container(sts)
+    downward = {"metadata.name": pod, "metadata.namespace": NAMESPACE}
+    env: dict[str, str] = {}
+    for name, var in _env(container).items():
+        if "value" in var:
+            env[name] = var["value"]
+        elif "fieldRef" in var.get("valueFrom", {}):
+            path = var["valueFrom"]["fieldRef"]["fieldPath"]
+            assert path in downward, f"env {name}: test knows no value for {path}"
+            env[name] = downward[path]
+    argv = [_expand(a, env) for a in _argv(container)]
+    ns = _parse_start(argv)
+    assert ns.cluster_secret_file, "the pod gets no --cluster-secret-file"
+    ns.cluster_secret_file = str(secret_file)
+    _clear_dynamo_env(monkeypatch)
+    for name, value in env.items():
+        if name.startswith("DYNAMO_"):
+            monkeypatch.setenv(name, value)
+    return load_config(ns)
 
 
 # --- The image and the unit, read --------------------------------------------------------

@@ -1,12 +1,16 @@
-"""Offline checks of the Kubernetes manifests: schema, names, ports, probes, volumes, flags."""
+"""Offline checks of the Kubernetes manifests: schema, names, zones, ports, probes, volumes,
+flags. A test that takes ``statefulset`` (or ``pod_config``) runs once per zone's
+StatefulSet; the others look at all of them together."""
 
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,119 +21,320 @@ from tests.support.deploy import (
     CLOSE_S,
     FIELDS,
     HTTP_DRAIN_S,
-    K8S,
+    K8S_DIR,
     MEMTABLE_CAP,
     MIB,
     NAMESPACE,
-    POD_NAME,
     PROCESS_BYTES,
     SUBPROCESS_TIMEOUT_S,
+    ZONE_KEY,
     _api_services,
     _argv,
     _container,
     _container_port,
     _dockerfile_uid,
     _documents,
+    _documents_by_file,
     _env,
     _headless,
     _is_subset,
+    _manifest_files,
     _objects,
     _one,
     _parse_start,
+    _pod_config,
+    _pod_names,
     _pod_spec,
     _quantity,
-    _statefulset,
-    manifest_errors,
+    _statefulsets,
     yaml,
 )
+from tests.support.k8s_schema import manifest_errors
 
-# --- Kubernetes --------------------------------------------------------------------------------
+# Each StatefulSet's own label: its zone. With the shared app.kubernetes.io/name it selects
+# that StatefulSet's pods and no other's.
+ZONE_LABEL = "dynamo/zone"
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "statefulset" in metafunc.fixturenames:
+        names = [s["metadata"]["name"] for s in _statefulsets()]
+        metafunc.parametrize("statefulset", names, indirect=True)
+
+
+def _labels(sts: Mapping[str, Any]) -> dict[str, str]:
+    """The labels of a StatefulSet's pods."""
+    labels: dict[str, str] = sts["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def _zone(sts: Mapping[str, Any]) -> str:
+    """The one zone a StatefulSet's node affinity lets its pods run in."""
+    name = sts["metadata"]["name"]
+    affinity = _pod_spec(sts).get("affinity", {}).get("nodeAffinity", {})
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+    assert required is not None, f"{name}: no required node affinity: pods run in any zone"
+    zones: set[str] = set()
+    # Terms are ORed: every one of them must pin the zone.
+    for term in required["nodeSelectorTerms"]:
+        pins = [e for e in term.get("matchExpressions", []) if e["key"] == ZONE_KEY]
+        assert pins, f"{name}: a nodeSelectorTerm without {ZONE_KEY} allows any zone"
+        for e in pins:
+            assert e["operator"] == "In", f"{name}: {ZONE_KEY} {e['operator']} pins no zone"
+            assert len(e.get("values", [])) == 1, f"{name}: {ZONE_KEY} in {e.get('values')}"
+            zones.add(e["values"][0])
+    assert len(zones) == 1, f"{name}: node affinity allows zones {sorted(zones)}"
+    return zones.pop()
+
+
+def _admitted_from(rules: list[Any], port: int, sts: Mapping[str, Any]) -> list[Any]:
+    """The ``from`` of each NetworkPolicy ingress rule that admits ``port`` (None: any)."""
+    return [
+        r.get("from")
+        for r in rules
+        if any(_container_port(p["port"], sts) == port for p in r.get("ports", []))
+    ]
+
+
+def _zone_neutral(value: Any, subs: Mapping[str, str]) -> Any:
+    """``value`` with every string equal to a key of ``subs`` replaced by its value."""
+    if isinstance(value, dict):
+        return {k: _zone_neutral(v, subs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_zone_neutral(v, subs) for v in value]
+    if isinstance(value, str):
+        return subs.get(value, value)
+    return value
+
+
+def _differences(a: Any, b: Any, where: str = "") -> Iterator[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(a.keys() | b.keys(), key=str):
+            yield from _differences(a.get(key), b.get(key), f"{where}.{key}")
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            yield from _differences(x, y, f"{where}[{i}]")
+    elif a != b:
+        yield f"{where}: {a!r} != {b!r}"
+
+
+# --- The objects ---------------------------------------------------------------------------
 
 
 def test_every_manifest_matches_its_schema() -> None:
-    docs = _documents()
-    assert docs, f"{K8S} holds no objects"
-    errors = [e for d in docs for e in manifest_errors(d)]
+    files = _manifest_files()
+    assert files, f"{K8S_DIR} holds no manifests"
+    for path in files:
+        assert any(p == path for p, _ in _documents_by_file()), f"{path.name} holds no objects"
+    errors = [f"{p.name}: {e}" for p, d in _documents_by_file() for e in manifest_errors(d)]
     assert not errors, "\n".join(errors)
-    names = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    names = [(d["kind"], d["metadata"]["name"]) for d in _documents()]
     assert len(names) == len(set(names)), f"duplicate objects: {names}"
-    assert {k for k, _ in names} >= {"Service", "StatefulSet", "PodDisruptionBudget"}
+    assert {k for k, _ in names} >= {
+        "Service",
+        "StatefulSet",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    }
 
 
 def test_the_schema_check_finds_mistakes() -> None:
-    sts = copy.deepcopy(_statefulset())
+    sts = copy.deepcopy(_statefulsets()[0])
+    pod = sts["spec"]["template"]["spec"]
     del sts["spec"]["serviceName"]
-    sts["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
-    sts["spec"]["template"]["spec"]["containers"][0]["env"][0] = {"name": "X", "value": 8098}
+    pod["containers"][0]["readinessprobe"] = {}
+    pod["containers"][0]["env"][0] = {"name": "X", "value": 8098}
     sts["spec"]["replicas"] = True
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    terms["nodeSelectorTerms"][0]["matchExpressions"][0]["operator"] = "in"
     errors = "\n".join(manifest_errors(sts))
     assert "spec.serviceName: required" in errors
     assert "readinessprobe: unknown field" in errors
     assert "env[0].value: expected str, got int" in errors
     assert "spec.replicas: expected int, got bool" in errors
+    assert "matchExpressions[0].operator: 'in' is not one of" in errors
     assert manifest_errors({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
     assert manifest_errors({"kind": "Service", "metadata": {"name": "x"}})
     assert manifest_errors({"apiVersion": "v1", "kind": "Service", "metadata": {}})
 
 
-def test_headless_service_publishes_every_pod_for_peer_discovery() -> None:
+def test_headless_service_publishes_the_pods_of_every_zone() -> None:
     peers = _headless()
     assert peers["spec"]["publishNotReadyAddresses"] is True
-    assert _statefulset()["spec"]["serviceName"] == peers["metadata"]["name"]
     (port,) = peers["spec"]["ports"]
-    assert _container_port(port["targetPort"]) == port["port"]
+    for sts in _statefulsets():
+        name = sts["metadata"]["name"]
+        assert sts["spec"]["serviceName"] == peers["metadata"]["name"], name
+        assert _is_subset(peers["spec"]["selector"], _labels(sts)), name
+        assert _container_port(port["targetPort"], sts) == port["port"], name
 
 
-def test_api_service_exposes_http_on_8098() -> None:
+def test_api_service_exposes_http_on_8098_and_pb_on_8087() -> None:
     (api,) = _api_services()
-    (port,) = api["spec"]["ports"]
-    assert port["port"] == 8098
-    assert _container_port(port["targetPort"]) == 8098
+    ports = {p["name"]: p for p in api["spec"]["ports"]}
+    assert {name: p["port"] for name, p in ports.items()} == {"http": 8098, "pb": 8087}
+    for sts in _statefulsets():
+        for p in ports.values():
+            assert _container_port(p["targetPort"], sts) == p["port"], sts["metadata"]["name"]
 
 
-def test_services_pdb_and_policy_select_the_statefulset_pods() -> None:
-    sts = _statefulset()
-    labels = sts["spec"]["template"]["metadata"]["labels"]
-    assert _is_subset(sts["spec"]["selector"]["matchLabels"], labels)
-    for svc in _objects("Service"):
-        assert _is_subset(svc["spec"]["selector"], labels), svc["metadata"]["name"]
-    assert _is_subset(_one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"], labels)
+def test_services_pdb_and_policy_select_every_statefulset() -> None:
+    selectors = {
+        f"Service/{s['metadata']['name']}": s["spec"]["selector"] for s in _objects("Service")
+    }
+    pdb = _one("PodDisruptionBudget")
+    selectors["PodDisruptionBudget"] = pdb["spec"]["selector"]["matchLabels"]
     for policy in _objects("NetworkPolicy"):
-        assert _is_subset(policy["spec"]["podSelector"]["matchLabels"], labels)
-    anti = _pod_spec()["affinity"]["podAntiAffinity"]
-    for term in anti["preferredDuringSchedulingIgnoredDuringExecution"]:
-        assert _is_subset(term["podAffinityTerm"]["labelSelector"]["matchLabels"], labels)
+        name = f"NetworkPolicy/{policy['metadata']['name']}"
+        selectors[name] = policy["spec"]["podSelector"]["matchLabels"]
+        for i, rule in enumerate(policy["spec"].get("ingress", [])):
+            sources = [src for src in rule.get("from", []) if "podSelector" in src]
+            for j, src in enumerate(sources):
+                selectors[f"{name} ingress[{i}] source {j}"] = src["podSelector"]["matchLabels"]
+    for sts in _statefulsets():
+        labels = _labels(sts)
+        name = sts["metadata"]["name"]
+        assert _is_subset(sts["spec"]["selector"]["matchLabels"], labels), name
+        for what, selector in selectors.items():
+            assert _is_subset(selector, labels), f"{what} does not select the pods of {name}"
+        anti = _pod_spec(sts)["affinity"]["podAntiAffinity"]
+        for term in anti["preferredDuringSchedulingIgnoredDuringExecution"]:
+            assert _is_subset(term["podAffinityTerm"]["labelSelector"]["matchLabels"], labels)
 
 
-def test_statefulset_shape() -> None:
-    spec = _statefulset()["spec"]
-    assert spec["replicas"] == 3
+def test_each_statefulset_selects_only_its_own_pods() -> None:
+    for a, b in itertools.permutations(_statefulsets(), 2):
+        assert not _is_subset(a["spec"]["selector"]["matchLabels"], _labels(b)), (
+            f"{a['metadata']['name']}'s selector matches the pods of {b['metadata']['name']}"
+        )
+
+
+def test_statefulsets_do_not_share_a_pod_name_prefix() -> None:
+    """Pod dynamo-a-1-0 would be ambiguous between StatefulSets dynamo-a and dynamo-a-1, and
+    with ``--processes`` node dynamo-a-1's first process is node dynamo-a-1-1 too."""
+    names = [s["metadata"]["name"] for s in _statefulsets()]
+    for a, b in itertools.permutations(names, 2):
+        assert not b.startswith(f"{a}-"), f"pods of {b} look like pods of {a}"
+    for sts in _statefulsets():
+        for pod in _pod_names(sts):  # the pod's host name, the first label of its DNS name
+            assert DNS_LABEL.fullmatch(pod), f"pod name {pod} is not a DNS label"
+
+
+def test_statefulset_shape(statefulset: dict[str, Any]) -> None:
+    spec = statefulset["spec"]
+    assert spec["replicas"] >= 1
     assert spec["podManagementPolicy"] == "Parallel"
-    assert spec.get("updateStrategy", {}).get("type", "RollingUpdate") == "RollingUpdate"
-    pdb = _one("PodDisruptionBudget")["spec"]
-    assert pdb["maxUnavailable"] == 1
-    assert "minAvailable" not in pdb
-    image = _container()["image"]
+    # One StatefulSet per zone rolls on its own: RollingUpdate would restart a pod of
+    # each zone at once when every zone's file changes together.
+    assert spec.get("updateStrategy", {}).get("type") == "OnDelete"
+    assert spec.get("minReadySeconds", 0) >= 5, "the PDB would count a pod back too early"
+    image = _container(statefulset)["image"]
     assert re.fullmatch(r"[\w./-]+(:[\w.-]+)?(@sha256:[0-9a-f]{64})?", image), image
     assert ":" in image.rpartition("/")[2], f"image {image} has no tag"
 
 
-def test_container_runs_dynamo_start_with_existing_flags() -> None:
-    container = _container()
+def test_zone_statefulsets_differ_only_in_name_and_zone() -> None:
+    """Every zone runs the same pods (image, flags, resources, probes, replicas): only the
+    StatefulSet's name and its zone (label, node affinity, --location) may differ."""
+
+    def neutral(sts: Mapping[str, Any]) -> Any:
+        zone = _zone(sts)
+        subs = {sts["metadata"]["name"]: "<name>", zone: "<zone>"}
+        subs[f"--location={zone}"] = "--location=<zone>"
+        return _zone_neutral(sts, subs)
+
+    first, *others = _statefulsets()
+    assert others, "one StatefulSet: the cluster runs in one zone"
+    for sts in others:
+        diff = list(_differences(neutral(first), neutral(sts)))
+        names = f"{first['metadata']['name']} and {sts['metadata']['name']}"
+        assert not diff, f"{names} differ beyond name and zone:\n" + "\n".join(diff)
+
+
+def test_pdb_allows_one_pod_down_and_every_key_keeps_a_quorum(
+    pod_config: config_mod.NodeConfig,
+) -> None:
+    pdb = _one("PodDisruptionBudget")["spec"]
+    assert pdb["maxUnavailable"] == 1
+    assert "minAvailable" not in pdb
+    # A pod down costs a key at most one replica (a key's replicas are on distinct pods).
+    quorum = pod_config.n_val // 2 + 1
+    assert pod_config.n_val - pdb["maxUnavailable"] >= quorum
+
+
+# --- Zones ---------------------------------------------------------------------------------
+
+
+def test_location_is_the_zone_the_pods_are_pinned_to(
+    statefulset: dict[str, Any], pod_config: config_mod.NodeConfig
+) -> None:
+    zone = _zone(statefulset)
+    ns = _parse_start(_argv(_container(statefulset)))
+    assert ns.location == zone, f"--location={ns.location}, node affinity requires {zone}"
+    assert pod_config.location == pod_config.effective_location == zone
+    assert _labels(statefulset)[ZONE_LABEL] == zone
+    assert statefulset["spec"]["selector"]["matchLabels"][ZONE_LABEL] == zone
+
+
+def test_zones_are_distinct_and_each_holds_one_replica_of_a_key(
+    monkeypatch: pytest.MonkeyPatch, secret_file: Path
+) -> None:
+    statefulsets = _statefulsets()
+    zones = [_zone(s) for s in statefulsets]
+    assert len(zones) == len(set(zones)), f"two StatefulSets in one zone: {zones}"
+    for sts in statefulsets:
+        cfg = _pod_config(sts, _pod_names(sts)[0], secret_file, monkeypatch)
+        # More replicas than zones would put two replicas of some keys in one zone, and
+        # losing that zone would cost those keys their quorum.
+        assert cfg.n_val <= len(zones), f"n_val {cfg.n_val} with {len(zones)} zones"
+
+
+def test_seeds_are_pods_of_the_statefulsets_on_the_peer_port_in_several_zones(
+    monkeypatch: pytest.MonkeyPatch, secret_file: Path
+) -> None:
+    statefulsets = _statefulsets()
+    owner = {pod: sts for sts in statefulsets for pod in _pod_names(sts)}
+    peers = re.escape(_headless()["metadata"]["name"])
+    pattern = rf"([a-z0-9-]+)\.{peers}\.{NAMESPACE}\.svc\.cluster\.local:(\d+)"
+    for sts in statefulsets:
+        name = sts["metadata"]["name"]
+        cfg = _pod_config(sts, _pod_names(sts)[-1], secret_file, monkeypatch)
+        assert len(cfg.seeds) >= 2, f"{name}: with one seed, that pod has no seed but itself"
+        zones = set()
+        for seed in cfg.seeds:
+            m = re.fullmatch(pattern, seed)
+            assert m is not None, f"{name}: seed {seed} is no pod's name in the headless Service"
+            assert m[1] in owner, f"{name}: seed {seed}: no StatefulSet makes pod {m[1]}"
+            assert int(m[2]) == _container_port("peer", owner[m[1]]), f"{seed}: not its peer port"
+            zones.add(_zone(owner[m[1]]))
+        assert len(zones) >= min(2, len(statefulsets)), (
+            f"{name}: every seed is in zone {zones}: losing it leaves no seed"
+        )
+
+
+# --- One zone's pods -----------------------------------------------------------------------
+
+
+def test_container_runs_dynamo_start_with_existing_flags(statefulset: dict[str, Any]) -> None:
+    container = _container(statefulset)
     argv = _argv(container)
     assert argv[:2] == ["dynamo", "start"]
-    _parse_start(argv)
+    ns = _parse_start(argv)
+    # --processes would put several nodes behind the probes' one port: one node per pod.
+    assert ns.processes is None, "the pod runs several node processes"
     for name in _env(container):
         if name.startswith("DYNAMO_"):
             field = name.removeprefix("DYNAMO_").lower()
             assert field in FIELDS, f"env {name}: NodeConfig has no setting {field}"
 
 
-def test_pod_identity_comes_from_the_downward_api() -> None:
-    env = _env(_container())
+def test_pod_identity_comes_from_the_downward_api(statefulset: dict[str, Any]) -> None:
+    container = _container(statefulset)
+    env = _env(container)
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    ns = _parse_start(_argv(_container()))
+    ns = _parse_start(_argv(container))
     assert ns.node_id == "$(POD_NAME)"
     peers = _headless()["metadata"]["name"]
     assert ns.host == f"$(POD_NAME).{peers}.$(NAMESPACE).svc.cluster.local"
@@ -137,33 +342,29 @@ def test_pod_identity_comes_from_the_downward_api() -> None:
 
 
 def test_pod_config_loads_and_agrees_with_the_manifest(
-    pod_config: config_mod.NodeConfig,
+    statefulset: dict[str, Any], pod_config: config_mod.NodeConfig
 ) -> None:
     cfg = pod_config
-    sts = _statefulset()
+    pod = _pod_names(statefulset)[-1]
     peers = _headless()["metadata"]["name"]
-    assert cfg.node_id == POD_NAME
-    assert cfg.host == f"{POD_NAME}.{peers}.{NAMESPACE}.svc.cluster.local"
+    assert cfg.node_id == pod
+    assert cfg.host == f"{pod}.{peers}.{NAMESPACE}.svc.cluster.local"
     assert cfg.http_bind == "0.0.0.0"
-    assert cfg.http_port == _container_port("http") == 8098
-    assert cfg.peer_port == _container_port("peer")
+    assert cfg.http_port == _container_port("http", statefulset) == 8098
+    assert cfg.pb_port == _container_port("pb", statefulset) == 8087
+    assert cfg.peer_port == _container_port("peer", statefulset)
     assert cfg.secret() is not None
-    assert 1 <= cfg.n_val <= sts["spec"]["replicas"]
-    # Seeds: the stable names of the first pods, on the peer port.
-    assert len(cfg.seeds) >= 2, "with one seed, that pod has no seed but itself"
-    pattern = rf"{re.escape(sts['metadata']['name'])}-(\d+)\.{re.escape(peers)}\."
-    pattern += rf"{NAMESPACE}\.svc\.cluster\.local:{cfg.peer_port}"
-    for seed in cfg.seeds:
-        m = re.fullmatch(pattern, seed)
-        assert m is not None, f"seed {seed} is not a pod of the StatefulSet on the peer port"
-        assert int(m[1]) < sts["spec"]["replicas"], f"seed {seed}: no such pod"
+    pods = sum(s["spec"]["replicas"] for s in _statefulsets())
+    assert 1 <= cfg.n_val <= pods
 
 
-def test_volume_mounts_reference_defined_volumes(pod_config: config_mod.NodeConfig) -> None:
-    spec = _pod_spec()
-    container = _container()
+def test_volume_mounts_reference_defined_volumes(
+    statefulset: dict[str, Any], pod_config: config_mod.NodeConfig
+) -> None:
+    spec = _pod_spec(statefulset)
+    container = _container(statefulset)
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
-    claims = {c["metadata"]["name"] for c in _statefulset()["spec"]["volumeClaimTemplates"]}
+    claims = {c["metadata"]["name"] for c in statefulset["spec"]["volumeClaimTemplates"]}
     assert not volumes.keys() & claims, "a volume and a claim share a name"
     mounts = container["volumeMounts"]
     paths = [m["mountPath"] for m in mounts]
@@ -181,7 +382,7 @@ def test_volume_mounts_reference_defined_volumes(pod_config: config_mod.NodeConf
 
     # RocksDB on the persistent claim.
     assert mount_of(str(pod_config.data_dir))["name"] in claims
-    for claim in _statefulset()["spec"]["volumeClaimTemplates"]:
+    for claim in statefulset["spec"]["volumeClaimTemplates"]:
         assert _quantity(claim["spec"]["resources"]["requests"]["storage"]) >= 2**30
     # The cluster secret: a file of a Secret volume, read-only, not world-readable.
     ns = _parse_start(_argv(container))
@@ -199,41 +400,47 @@ def test_volume_mounts_reference_defined_volumes(pod_config: config_mod.NodeConf
         assert "/tmp" in paths
 
 
-def test_probes_ping_the_http_port(pod_config: config_mod.NodeConfig) -> None:
-    container = _container()
+def test_probes_ping_the_http_port(
+    statefulset: dict[str, Any], pod_config: config_mod.NodeConfig
+) -> None:
+    container = _container(statefulset)
     scheme = "HTTP" if pod_config.http_tls_cert_file is None else "HTTPS"
     probes = [k for k in ("startupProbe", "readinessProbe", "livenessProbe") if k in container]
     assert {"readinessProbe", "livenessProbe"} <= set(probes)
     for kind in probes:
         get = container[kind]["httpGet"]
         assert get["path"] == "/ping", f"{kind} asks {get['path']}"
-        assert _container_port(get["port"]) == pod_config.http_port, kind
+        assert _container_port(get["port"], statefulset) == pod_config.http_port, kind
         assert get.get("scheme", "HTTP") == scheme, kind
 
 
 def test_ports_agree_between_services_container_and_policy(
-    pod_config: config_mod.NodeConfig,
+    statefulset: dict[str, Any], pod_config: config_mod.NodeConfig
 ) -> None:
-    ports = _container()["ports"]
+    ports = _container(statefulset)["ports"]
     assert len({p["name"] for p in ports}) == len(ports)
     assert {p["name"]: p["containerPort"] for p in ports} == {
         "http": pod_config.http_port,
+        "pb": pod_config.pb_port,
         "peer": pod_config.peer_port,
     }
     for svc in _objects("Service"):
         for p in svc["spec"]["ports"]:
-            target = _container_port(p["targetPort"])
+            target = _container_port(p["targetPort"], statefulset)
             assert p["port"] == target, f"{svc['metadata']['name']}: {p['port']} -> {target}"
-    labels = _statefulset()["spec"]["template"]["metadata"]["labels"]
+    labels = _labels(statefulset)
     for policy in _objects("NetworkPolicy"):
         rules = policy["spec"].get("ingress", [])
         for rule in rules:
             for p in rule.get("ports", []):
-                _container_port(p["port"])
+                _container_port(p["port"], statefulset)
         peer_rules = [
             r
             for r in rules
-            if any(_container_port(p["port"]) == pod_config.peer_port for p in r.get("ports", []))
+            if any(
+                _container_port(p["port"], statefulset) == pod_config.peer_port
+                for p in r.get("ports", [])
+            )
         ]
         assert peer_rules, "the NetworkPolicy shuts the peer port"
         for rule in peer_rules:
@@ -241,13 +448,35 @@ def test_ports_agree_between_services_container_and_policy(
             assert sources, "the NetworkPolicy opens the peer port to everyone"
             for source in sources:
                 assert _is_subset(source["podSelector"]["matchLabels"], labels)
-    annotations = _statefulset()["spec"]["template"]["metadata"].get("annotations", {})
+    annotations = statefulset["spec"]["template"]["metadata"].get("annotations", {})
     if "prometheus.io/port" in annotations:
         assert int(annotations["prometheus.io/port"]) == pod_config.http_port
 
 
-def test_resources_fit_the_rocksdb_settings(pod_config: config_mod.NodeConfig) -> None:
-    resources = _container()["resources"]
+def test_pb_port_agrees_between_container_service_and_policy(
+    statefulset: dict[str, Any], pod_config: config_mod.NodeConfig
+) -> None:
+    assert pod_config.pb_port == _container_port("pb", statefulset) == 8087
+    (api,) = _api_services()
+    served = [
+        p
+        for p in api["spec"]["ports"]
+        if _container_port(p["targetPort"], statefulset) == pod_config.pb_port
+    ]
+    assert [p["port"] for p in served] == [pod_config.pb_port], "the client Service has no PB"
+    for policy in _objects("NetworkPolicy"):
+        rules = policy["spec"].get("ingress", [])
+        pb_from = _admitted_from(rules, pod_config.pb_port, statefulset)
+        assert pb_from, "the NetworkPolicy shuts the PB port"
+        assert pb_from == _admitted_from(rules, pod_config.http_port, statefulset), (
+            "PB clients are admitted from elsewhere than HTTP clients"
+        )
+
+
+def test_resources_fit_the_rocksdb_settings(
+    statefulset: dict[str, Any], pod_config: config_mod.NodeConfig
+) -> None:
+    resources = _container(statefulset)["resources"]
     for what in ("cpu", "memory"):
         assert what in resources["requests"], what
         assert what in resources["limits"], what
@@ -257,30 +486,35 @@ def test_resources_fit_the_rocksdb_settings(pod_config: config_mod.NodeConfig) -
     assert limit >= need, f"memory limit {limit / MIB:.0f} MiB < {need / MIB:.0f} MiB needed"
 
 
-def test_pods_get_time_for_a_clean_stop() -> None:
-    spec = _pod_spec()
-    container = _container()
+def test_pods_get_time_for_a_clean_stop(statefulset: dict[str, Any]) -> None:
+    container = _container(statefulset)
     pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("exec", {})
     sleep = 0.0
     if pre_stop.get("command", [""])[0] == "sleep":
         sleep = float(pre_stop["command"][1])
-    grace = spec["terminationGracePeriodSeconds"]
+    grace = _pod_spec(statefulset)["terminationGracePeriodSeconds"]
     assert grace >= sleep + HTTP_DRAIN_S + CLOSE_S, f"{grace}s is too short for a clean stop"
 
 
-def test_pods_run_as_the_image_user() -> None:
-    security = _pod_spec()["securityContext"]
+def test_pods_run_as_the_image_user(statefulset: dict[str, Any]) -> None:
+    security = _pod_spec(statefulset)["securityContext"]
     assert security["runAsNonRoot"] is True
     assert security["runAsUser"] == _dockerfile_uid() != 0
     assert security.get("fsGroup") is not None, "the data volume would not be writable"
+
+
+# --- kubectl, when installed ---------------------------------------------------------------
 
 
 def test_kubectl_builds_the_manifests_offline(tmp_path: Path) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed: the manifests were checked by the schema only")
-    shutil.copy(K8S, tmp_path / "dynamo.yaml")
-    (tmp_path / "kustomization.yaml").write_text("resources:\n  - dynamo.yaml\n")
+    files = _manifest_files()
+    for path in files:
+        shutil.copy(path, tmp_path / path.name)
+    resources = "".join(f"  - {path.name}\n" for path in files)
+    (tmp_path / "kustomization.yaml").write_text(f"resources:\n{resources}")
     out = subprocess.run(
         [kubectl, "kustomize", str(tmp_path)],
         capture_output=True,
@@ -305,8 +539,9 @@ def test_kubectl_validates_against_the_api_server_schema() -> None:
             "DEPLOY_TEST_KUBE_VALIDATE=1 to use the current kubectl context (client-side "
             "dry run: reads the schema, creates nothing)"
         )
+    files = [arg for path in _manifest_files() for arg in ("-f", str(path))]
     out = subprocess.run(
-        [kubectl, "create", "--dry-run=client", "--validate=strict", "-o", "name", "-f", str(K8S)],
+        [kubectl, "create", "--dry-run=client", "--validate=strict", "-o", "name", *files],
         capture_output=True,
         text=True,
         timeout=SUBPROCESS_TIMEOUT_S,

@@ -1,4 +1,5 @@
-"""Offline checks of the systemd unit and its environment file."""
+"""Offline checks of the systemd unit and its environment file, as one node per machine
+and as ``dynamo start --processes`` (one node process per core)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from dynamo.node import config as config_mod
+from dynamo.tools import supervisor
+from dynamo.tools.cli import _passed_on, load_config
 from tests.support.deploy import (
     CLOSE_S,
     ENV_EXAMPLE,
@@ -18,11 +21,17 @@ from tests.support.deploy import (
     SUBPROCESS_TIMEOUT_S,
     SYSUSERS,
     UNIT,
+    _clear_dynamo_env,
     _container_port,
+    _dockerfile_lines,
     _exec_start,
     _parse_start,
+    _statefulsets,
     _unit,
 )
+
+# Processes of one host under `dynamo start --processes`: a large host's cores.
+HOST_PROCESSES = 64
 
 # --- systemd ----------------------------------------------------------------------------------
 
@@ -85,6 +94,9 @@ def test_unit_sections_and_service_settings() -> None:
     assert service["Restart"] == "on-failure"
     assert service["KillSignal"] == "SIGTERM"
     assert _seconds(service["TimeoutStopSec"]) >= HTTP_DRAIN_S + CLOSE_S
+    # With --processes the supervisor stops its processes, killing them after its timeout.
+    assert _seconds(service["TimeoutStopSec"]) >= supervisor.STOP_TIMEOUT_S + CLOSE_S
+    assert service["KillMode"] == "mixed", "SIGTERM to the supervisor only, which passes it on"
     assert int(service["LimitNOFILE"]) >= 65536
     for key, want in {
         "NoNewPrivileges": "yes",
@@ -122,6 +134,7 @@ def test_env_example_names_only_node_config_settings() -> None:
         "node_id",
         "host",
         "http_port",
+        "pb_port",
         "peer_port",
         "data_dir",
         "seeds",
@@ -131,6 +144,9 @@ def test_env_example_names_only_node_config_settings() -> None:
         assert f"DYNAMO_{field.upper()}" in values, f"the example does not set {field}"
     assert "DYNAMO_CLUSTER_SECRET" not in values, "the secret belongs in its file"
     assert values["DYNAMO_HOST"] not in ("0.0.0.0", "127.0.0.1", "localhost")
+    # Shown, commented out: the default (the host name) is right for one node per machine.
+    assert "DYNAMO_LOCATION" in shown, "the example does not explain DYNAMO_LOCATION"
+    assert "DYNAMO_LOCATION" not in values, "a location set in the example is every host's"
 
 
 def test_env_example_loads_and_fits_the_unit(secret_file: Path) -> None:
@@ -141,13 +157,61 @@ def test_env_example_loads_and_fits_the_unit(secret_file: Path) -> None:
     assert cfg.secret() is not None
     assert all(s.endswith(f":{cfg.peer_port}") for s in cfg.seeds)
     assert len(cfg.seeds) >= 2, "with one seed, that node has no seed but itself"
-    # Same ports as the Kubernetes pods and the image.
-    assert (cfg.http_port, cfg.peer_port) == (_container_port("http"), _container_port("peer"))
+    assert cfg.location == "", "the example leaves the location to the host name"
+    # Same ports as the Kubernetes pods of every zone and the image.
+    ports = {"http": cfg.http_port, "pb": cfg.pb_port, "peer": cfg.peer_port}
+    for sts in _statefulsets():
+        pods = {name: _container_port(name, sts) for name in ports}
+        assert ports == pods, f"{sts['metadata']['name']}: {pods}"
+    exposed = {
+        int(p)
+        for line in _dockerfile_lines()
+        if line.startswith("EXPOSE ")
+        for p in line.split()[1:]
+    }
+    assert set(ports.values()) == exposed
     # The node may write only under ReadWritePaths= (ProtectSystem=strict).
     writable = [p.lstrip("-") for v in _unit_values("ReadWritePaths") for p in v.split()]
     assert any(PurePosixPath(cfg.data_dir).is_relative_to(p) for p in writable), (
         f"{cfg.data_dir} is not under ReadWritePaths {writable}"
     )
+
+
+def test_processes_of_one_host_get_disjoint_ports_and_writable_data_dirs(
+    monkeypatch: pytest.MonkeyPatch, secret_file: Path
+) -> None:
+    """The example with ``dynamo start --processes``: each process's settings, as the
+    supervisor derives them and the process loads them, fit the unit and the host."""
+    values, _ = _env_example()
+    env = {**values, "DYNAMO_CLUSTER_SECRET_FILE": str(secret_file)}
+    _clear_dynamo_env(monkeypatch)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    host = config_mod.load({}, env=env)
+    layout = supervisor.layout_from(host, HOST_PROCESSES, 0)
+    writable = [p.lstrip("-") for v in _unit_values("ReadWritePaths") for p in v.split()]
+    procs = []
+    for i in range(1, HOST_PROCESSES + 1):
+        # What the supervisor runs: its own flags passed on, then the process's.
+        argv = [*_exec_start()[:2], *_passed_on(_exec_start()[2:]), *layout.child_args(i)]
+        procs.append(load_config(_parse_start(argv)))
+    # The clients' ports, shared with SO_REUSEPORT; each process's own admin and peer port.
+    assert {(p.shared_http_port, p.pb_port, p.pb_reuse_port) for p in procs} == {
+        (host.http_port, host.pb_port, True)
+    }
+    own = [port for p in procs for port in (p.http_port, p.peer_port)]
+    assert len(set(own)) == len(own), "two processes of the host share a port"
+    assert not set(own) & {host.http_port, host.pb_port}, "a process's port is a shared one"
+    assert all(0 < port < 65536 for port in own)
+    # Distinct nodes in the host's one location, so no two hold replicas of one key.
+    assert len({p.node_id for p in procs}) == HOST_PROCESSES
+    assert {p.effective_location for p in procs} == {host.effective_location}
+    data_dirs = {p.data_dir for p in procs}
+    assert len(data_dirs) == HOST_PROCESSES
+    for d in data_dirs:
+        assert any(PurePosixPath(d).is_relative_to(w) for w in writable), f"{d} is read-only"
+    # The first process is the host's seed address, as the example's seeds expect.
+    assert procs[0].peer_addr == f"{host.host}:{host.peer_port}"
 
 
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
@@ -158,8 +222,9 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     stub = tmp_path / "dynamo"
     stub.write_text("#!/bin/sh\nexit 0\n")
     stub.chmod(0o755)
-    text = UNIT.read_text().replace(f"ExecStart={_exec_start()[0]}", f"ExecStart={stub}", 1)
-    assert str(stub) in text
+    program = re.escape(f"ExecStart={_exec_start()[0]}")
+    text = re.sub(f"^{program}", f"ExecStart={stub}", UNIT.read_text(), count=1, flags=re.M)
+    assert f"\nExecStart={stub}" in text
     unit = tmp_path / "dynamo.service"
     unit.write_text(text)
     out = subprocess.run(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dynamo.tools.chaos.faults import KINDS
+from dynamo.tools.chaos.lab_faults import LAB_KINDS
 from dynamo.tools.chaos.runner import ChaosSettings, main_run
 
 
@@ -45,14 +46,30 @@ def add_parser(sub: Any) -> None:
         help="target running nodes (comma-separated): workload and checks only, no faults",
     )
     p.add_argument("--data-dir", help="where the nodes keep their data (default a temp dir)")
+    p.add_argument(
+        "--lab",
+        action="store_true",
+        help="root: run the nodes on hosts of a network lab (namespaces, nftables): --nodes"
+        " hosts of --processes node processes each, with silent partitions (symmetric,"
+        f" asymmetric, flapping), lost and paused hosts ({','.join(LAB_KINDS)})",
+    )
+    p.add_argument("--processes", type=int, default=2, help="with --lab: processes per host")
     p.set_defaults(func=cmd_chaos)
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:
-    kinds = tuple(k for k in args.faults.split(",") if k)
-    unknown = [k for k in kinds if k not in KINDS]
+    known = LAB_KINDS if args.lab else KINDS
+    default = ",".join(KINDS)
+    kinds = tuple(
+        k
+        for k in (
+            args.faults if args.faults != default or not args.lab else ",".join(LAB_KINDS)
+        ).split(",")
+        if k
+    )
+    unknown = [k for k in kinds if k not in known]
     if unknown:
-        print(f"dynamo chaos: unknown fault kinds {unknown}: use {','.join(KINDS)}")
+        print(f"dynamo chaos: unknown fault kinds {unknown}: use {','.join(known)}")
         return 2
     settings = ChaosSettings(
         nodes=args.nodes,
@@ -65,5 +82,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         converge_s=args.converge,
         urls=tuple(u for u in args.urls.split(",") if u),
         data_dir=Path(args.data_dir) if args.data_dir else None,
+        lab=args.lab,
+        processes=args.processes,
     )
     return main_run(settings)

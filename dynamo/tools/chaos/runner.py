@@ -4,6 +4,11 @@ then heal, wait for convergence, check, report.
 Nodes talk to each other through the fault proxy (``dynamo.tools.chaos.proxy``), so
 links can be cut, slowed or made lossy without root; processes are killed,
 stopped and wiped for real. Clients talk HTTP to the nodes directly.
+
+With ``lab`` (root), the nodes run instead on hosts of a network lab (namespaces on a
+bridge, ``dynamo.tools.lab``), ``processes`` node processes per host behind the host's
+one client address, and the faults are the lab's (``lab_faults``): silent partitions,
+asymmetric and flapping links, whole hosts lost or paused.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import aiohttp
 
 from dynamo.tools import carts
 from dynamo.tools.chaos.faults import KINDS, FaultLog, Faults
+from dynamo.tools.chaos.lab_faults import LabFaults
 from dynamo.tools.chaos.proxy import LinkMesh
 from dynamo.tools.localcluster import LocalCluster
 from http_api.admin import get_json
@@ -52,6 +58,8 @@ class ChaosSettings:
     converge_s: float = 120.0
     urls: tuple[str, ...] = ()  # target running nodes: workload and checks, no faults
     data_dir: Path | None = None
+    lab: bool = False  # hosts in a network lab (root): ``nodes`` hosts...
+    processes: int = 1  # ...of this many node processes each
 
 
 @dataclass
@@ -97,7 +105,9 @@ class Progress:
         self.tty = out.isatty()
         self.last = 0.0
 
-    def show(self, elapsed: float, history: carts.History, faults: Faults | None) -> None:
+    def show(
+        self, elapsed: float, history: carts.History, faults: Faults | LabFaults | None
+    ) -> None:
         if not self.tty and elapsed - self.last < 10:
             return
         self.last = elapsed
@@ -168,6 +178,8 @@ async def run(settings: ChaosSettings, out: TextIO = sys.stderr) -> Report:
         cluster: LocalCluster | None = None
         mesh: LinkMesh | None = None
         faults: Faults | None = None
+        if settings.lab:
+            return await _run_lab(settings, rng, keys, history, root, out)
         try:
             if settings.urls:
                 urls = list(settings.urls)
@@ -191,7 +203,7 @@ async def run(settings: ChaosSettings, out: TextIO = sys.stderr) -> Report:
                     max_impaired=max_imp,
                     kinds=settings.kinds,
                 )
-            report = await _drive(settings, rng, keys, history, urls, cluster, faults, out)
+            report = await _drive(settings, rng, keys, history, urls, urls, faults, out)
         finally:
             if mesh is not None:
                 await mesh.close()
@@ -200,16 +212,47 @@ async def run(settings: ChaosSettings, out: TextIO = sys.stderr) -> Report:
         return report
 
 
+async def _run_lab(
+    settings: ChaosSettings,
+    rng: random.Random,
+    keys: list[str],
+    history: carts.History,
+    root: Path,
+    out: TextIO,
+) -> Report:
+    from dynamo.tools.hosts import HostCluster, LabSpawner, lab_addrs
+    from dynamo.tools.lab import Lab
+
+    with Lab(settings.nodes) as lab:
+        hosts = HostCluster(
+            root, lab_addrs(lab), settings.processes, LabSpawner(lab), NODE_SETTINGS
+        )
+        try:
+            await asyncio.to_thread(hosts.start)
+            await asyncio.to_thread(hosts.wait_converged, 120)
+            max_imp = settings.max_impaired or max(1, (settings.nodes - 1) // 2)
+            faults = LabFaults(
+                hosts, lab, random.Random(rng.random()), max_impaired=max_imp, kinds=settings.kinds
+            )
+            return await _drive(
+                settings, rng, keys, history, hosts.client_urls(), hosts.node_urls(), faults, out
+            )
+        finally:
+            await asyncio.to_thread(hosts.stop)
+
+
 async def _drive(
     settings: ChaosSettings,
     rng: random.Random,
     keys: list[str],
     history: carts.History,
     urls: list[str],
-    cluster: LocalCluster | None,
-    faults: Faults | None,
+    admin_urls: list[str],
+    faults: Faults | LabFaults | None,
     out: TextIO,
 ) -> Report:
+    """The workload over ``urls`` under ``faults``, then the checks (``admin_urls``: one
+    per node process, for reading each replica's own copy)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     end = start + settings.duration_s
@@ -250,7 +293,7 @@ async def _drive(
         converged_after: float | None = None
         unconverged: list[str] = list(keys)
         while loop.time() - healed < settings.converge_s:
-            unconverged = await asyncio.to_thread(_divergent, urls, keys)
+            unconverged = await asyncio.to_thread(_divergent, admin_urls, keys)
             if not unconverged:
                 converged_after = loop.time() - healed
                 break
