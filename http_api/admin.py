@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -90,6 +91,19 @@ class AdminClient:
 
     def local(self, bucket: str, key: str) -> Any:
         return self.get(f"/admin/local/{_quote(bucket)}/{_quote(key)}")
+
+    def activate_bucket_type(self, name: str, wait_s: float = 30.0) -> Any:
+        """Activate a bucket type once every member holds it: a 409 saying some member
+        does not yet is retried until ``wait_s`` has passed."""
+        deadline = time.monotonic() + wait_s
+        path = f"/admin/bucket-types/{urllib.parse.quote(name, safe='')}/activate"
+        while True:
+            try:
+                return self.request("POST", path, {})
+            except AdminError as e:
+                if e.status != 409 or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
 
     def join(self, seed: str) -> Any:
         return self.request("POST", "/admin/join", {"seed": seed})

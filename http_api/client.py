@@ -39,6 +39,7 @@ from urllib.parse import unquote_plus, urlsplit
 import aiohttp
 from yarl import URL
 
+from http_api.client_datatypes import HttpDatatypeOps
 from http_api.client_ops import (
     Backoff,
     update_backoff_s,
@@ -130,7 +131,7 @@ def drive(
 # --- The core both flavours share ----------------------------------------------------------
 
 
-class ClientCore(Resolvers):
+class ClientCore(Resolvers, HttpDatatypeOps):
     """Base URL, headers, resolvers, and every operation as a generator of steps (no I/O).
 
     Resolver precedence on a read: the call's ``resolver=``, else the bucket's
@@ -469,3 +470,5 @@ class AsyncClient(ClientCore):
     reset_bucket_props = _async(ClientCore.reset_bucket_props_op)
     update = _async(ClientCore.update_op)
     preflist = _async(ClientCore.preflist_op)
+    fetch_datatype = _async(ClientCore.fetch_datatype_op)
+    update_datatype = _async(ClientCore.update_datatype_op)

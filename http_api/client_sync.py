@@ -24,6 +24,7 @@ from http_api.client import (
     Streamed,
     drive,
 )
+from http_api.client_datatypes import DatatypeFactories
 from http_api.resolvers import Resolver
 
 __all__ = ["Client"]
@@ -47,7 +48,7 @@ def _blocking(
     return method
 
 
-class Client(ClientCore):
+class Client(ClientCore, DatatypeFactories):
     """The blocking client: ``with Client(url) as c:``, or call ``close()``.
 
     Not thread-safe: it holds one connection, kept alive between requests and opened again
@@ -148,3 +149,5 @@ class Client(ClientCore):
     reset_bucket_props = _blocking(ClientCore.reset_bucket_props_op)
     update = _blocking(ClientCore.update_op)
     preflist = _blocking(ClientCore.preflist_op)
+    fetch_datatype = _blocking(ClientCore.fetch_datatype_op)
+    update_datatype = _blocking(ClientCore.update_datatype_op)

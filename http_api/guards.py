@@ -13,9 +13,11 @@ per-request observation that feeds metrics.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -27,6 +29,17 @@ log = logging.getLogger("http_api.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Observe = Callable[[str, int, float], None]
 OPEN_PATHS = frozenset({"/ping"})
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(data).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 def text_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

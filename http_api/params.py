@@ -96,6 +96,8 @@ def segment(raw: str, what: str) -> bytes:
     data = text.encode()
     if not data:
         raise BadRequest(f"the {what} is empty")
+    if what in ("bucket", "bucket type") and b"\x00" in data:
+        raise BadRequest(f"the {what} holds a NUL byte: use a name without one")
     if what == "bucket" and len(data) > MAX_BUCKET_BYTES:
         raise BadRequest(f"the bucket is {len(data)} bytes: at most {MAX_BUCKET_BYTES}")
     if what == "key" and len(data) > MAX_KEY_BYTES:

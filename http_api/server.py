@@ -15,11 +15,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 from aiohttp import web
 
-from http_api import codec, params
+from http_api import codec, datatypes, params, type_admin
 from http_api.access import AuthConfig, ConcurrencyLimit
 from http_api.errors import (
     BadRequest,
@@ -27,10 +26,17 @@ from http_api.errors import (
     RequestTooLarge,
     UnsupportedMediaType,
 )
-from http_api.guards import Front, Observe
+from http_api.guards import Front, Observe, json_response
 from http_api.guards import text_response as _text
 from http_api.service import RIAK_KV_VERSION, NodeService, active_preflist
-from http_api.types import FetchResult, Sibling
+from http_api.types import (
+    DEFAULT_TYPE,
+    FetchResult,
+    Sibling,
+    bucket_url,
+    split_bucket,
+    typed_bucket,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +63,7 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(data).encode(), content_type=_JSON)
+_json = json_response
 
 
 class Api:
@@ -100,24 +105,24 @@ class Api:
         parts = raw.split("/")[1:]
         if parts and parts[-1] == "" and len(parts) > 1:
             parts = parts[:-1]
+        btype = DEFAULT_TYPE
         if parts[0] == "types":
             if len(parts) < 3:
-                raise NotFound("unknown resource: use /types/default/buckets/{bucket}/...")
-            btype = params.segment(parts[1], "bucket type").decode()
+                raise NotFound("unknown resource: use /types/{type}/buckets/{bucket}/...")
+            btype = params.segment(parts[1], "bucket type")
             if len(parts) == 3 and parts[2] == "props":
-                if btype != "default":
-                    raise NotFound(f"bucket type {btype!r} does not exist: use 'default'")
-                return await self.type_props(request)
-            if btype != "default":
-                raise NotFound(f"bucket type {btype!r} does not exist: use 'default'")
+                return await self.type_props(request, btype)
+            self.svc.check_type(btype)  # NotFound or BadRequest unless it exists, active
             parts = parts[2:]
             if parts == ["buckets"]:
-                return await self._list_buckets_get(request)
+                return await self._list_buckets_get(request, btype)
         if parts[0] != "buckets":
             raise NotFound("unknown resource")
         if len(parts) == 1:
-            return await self._list_buckets_get(request)
-        bucket = params.segment(parts[1], "bucket")
+            return await self._list_buckets_get(request, btype)
+        bucket = typed_bucket(btype, params.segment(parts[1], "bucket"))
+        if len(parts) >= 3 and parts[2] == "datatypes":
+            return await datatypes.dispatch(self.svc, request, bucket, parts[3:])
         if len(parts) == 3 and parts[2] == "props":
             return await self.props(request, bucket)
         if len(parts) >= 3 and parts[2] == "keys":
@@ -159,7 +164,7 @@ class Api:
         status: int = 200,
         extra: dict[str, str] | None = None,
     ) -> web.Response:
-        bname = bucket.decode()
+        bname = split_bucket(bucket)[1].decode()
         ctx = base64.b64encode(result.context).decode() if result.context else None
         headers: dict[str, str] = dict(extra or {})
         if ctx:
@@ -239,7 +244,7 @@ class Api:
         result = await self.svc.store(bucket, key, content, context, opts)
         extra: dict[str, str] = {}
         if created:
-            extra["Location"] = f"/buckets/{quote_plus(bucket.decode())}/keys/{key.decode()}"
+            extra["Location"] = f"{bucket_url(bucket)}/keys/{key.decode()}"
         if opts.return_body and result is not None:
             return self._object_response(request, bucket, result, 201 if created else 200, extra)
         return web.Response(status=201 if created else 204, headers=extra)
@@ -266,26 +271,26 @@ class Api:
             return resp
         if mode != "true":
             if request.query.get("props") in ("true", None) and mode in (None, "false"):
-                return _json({"props": self.svc.bucket_props(bucket).to_json(bucket.decode())})
+                return self._props_json(bucket)
             raise BadRequest(f"keys={mode!r}: use keys=true or keys=stream")
         keys: list[str] = []
         async for chunk in self.svc.list_keys(bucket, timeout):
             keys.extend(k.decode() for k in chunk)
         return _json({"keys": keys})
 
-    async def _list_buckets_get(self, request: web.Request) -> web.StreamResponse:
+    async def _list_buckets_get(self, request: web.Request, btype: bytes) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             raise web.HTTPMethodNotAllowed(request.method, ["GET"])
-        return await self.list_buckets(request)
+        return await self.list_buckets(request, btype)
 
-    async def list_buckets(self, request: web.Request) -> web.StreamResponse:
+    async def list_buckets(self, request: web.Request, btype: bytes) -> web.StreamResponse:
         mode = request.query.get("buckets")
         timeout = params.timeout_ms(self._query(request))
         if mode == "stream":
             resp = web.StreamResponse(headers={"Content-Type": _JSON})
             resp.enable_chunked_encoding()
             await resp.prepare(request)
-            async for chunk in self.svc.list_buckets(timeout):
+            async for chunk in self.svc.list_buckets(timeout, btype):
                 if chunk:
                     await resp.write(json.dumps({"buckets": [b.decode() for b in chunk]}).encode())
             await resp.write(b'{"buckets":[]}')
@@ -294,13 +299,13 @@ class Api:
         if mode != "true":
             raise BadRequest(f"buckets={mode!r}: use buckets=true or buckets=stream")
         names: list[str] = []
-        async for chunk in self.svc.list_buckets(timeout):
+        async for chunk in self.svc.list_buckets(timeout, btype):
             names.extend(b.decode() for b in chunk)
         return _json({"buckets": names})
 
     async def props(self, request: web.Request, bucket: bytes) -> web.Response:
         if request.method in ("GET", "HEAD"):
-            return _json({"props": self.svc.bucket_props(bucket).to_json(bucket.decode())})
+            return self._props_json(bucket)
         if request.method == "DELETE":
             await self.svc.reset_bucket_props(bucket)
             return web.Response(status=204)
@@ -320,10 +325,15 @@ class Api:
         await self.svc.set_bucket_props(bucket, data["props"])
         return web.Response(status=204)
 
-    async def type_props(self, request: web.Request) -> web.Response:
+    def _props_json(self, bucket: bytes) -> web.Response:
+        name = split_bucket(bucket)[1].decode()
+        return _json({"props": self.svc.bucket_props(bucket).to_json(name)})
+
+    async def type_props(self, request: web.Request, btype: bytes) -> web.Response:
+        """``GET /types/T/props``: the props a bucket of the type starts from."""
         if request.method not in ("GET", "HEAD"):
             raise web.HTTPMethodNotAllowed(request.method, ["GET"])
-        return _json({"props": self.svc.default_props().to_json("default")})
+        return _json({"props": self.svc.type_props(btype).to_json(btype.decode())})
 
     # --- Admin --------------------------------------------------------------------------------
 
@@ -331,8 +341,11 @@ class Api:
         raw = request.raw_path.split("?", 1)[0][len(prefix) :]
         bucket, sep, key = raw.partition("/")
         if not sep:
-            raise BadRequest(f"use {prefix}{{bucket}}/{{key}}")
-        return params.segment(bucket, "bucket"), params.segment(key, "key")
+            raise BadRequest(f"use {prefix}{{bucket}}/{{key}}[?type={{bucket type}}]")
+        name = params.segment(bucket, "bucket")
+        btype = request.query.get("type", "default").encode()
+        self.svc.check_type(btype)
+        return typed_bucket(btype, name), params.segment(key, "key")
 
     async def admin_local(self, request: web.Request) -> web.Response:
         bucket, key = self._admin_bkey(request, "/admin/local/")
@@ -384,6 +397,9 @@ class Api:
     async def admin_leave(self, request: web.Request) -> web.Response:
         return _json(await self.svc.leave())
 
+    async def admin_bucket_types(self, request: web.Request) -> web.Response:
+        return await type_admin.handle(self.svc, request)
+
     async def admin_remove(self, request: web.Request) -> web.Response:
         """``{"node": id}`` (Riak's force-remove), or ``{"node": old, "replace_with": new}``."""
         try:
@@ -434,5 +450,7 @@ def make_app(
     r.add_post("/admin/join", api.admin_join)
     r.add_post("/admin/leave", api.admin_leave)
     r.add_post("/admin/remove", api.admin_remove)
+    r.add_route("*", type_admin.PREFIX, api.admin_bucket_types)
+    r.add_route("*", type_admin.PREFIX + "/{tail:[\\s\\S]*}", api.admin_bucket_types)
     r.add_get("/admin/ui", api.admin_ui)
     return app

@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 from http_api.errors import NotFound
 from http_api.types import (
+    DEFAULT_TYPE,
     BucketProps,
     Content,
+    Datatype,
     DeleteOptions,
     FetchResult,
     GetOptions,
@@ -66,8 +68,34 @@ class KVService(Protocol):
         """Live keys of a bucket in chunks, from every node."""
         ...
 
-    def list_buckets(self, timeout_ms: int | None) -> AsyncIterator[list[bytes]]:
-        """Buckets holding at least one live key, in chunks."""
+    def list_buckets(
+        self, timeout_ms: int | None, btype: bytes = DEFAULT_TYPE
+    ) -> AsyncIterator[list[bytes]]:
+        """Buckets of type ``btype`` holding at least one live key, in chunks."""
+        ...
+
+    def check_type(self, btype: bytes) -> None:
+        """``NotFound`` unless bucket type ``btype`` exists and is active."""
+        ...
+
+    def type_props(self, btype: bytes) -> BucketProps:
+        """The props every bucket of type ``btype`` starts from; ``NotFound`` if none."""
+        ...
+
+    async def fetch_datatype(self, bucket: bytes, key: bytes, opts: GetOptions) -> Datatype:
+        """A data type's value; ``BadRequest`` for a bucket whose type holds none."""
+        ...
+
+    async def update_datatype(
+        self,
+        bucket: bytes,
+        key: bytes,
+        op: dict[str, Any],
+        context: bytes | None,
+        opts: PutOptions,
+    ) -> Datatype | None:
+        """Apply an operation (Riak's JSON shape); the value after it under
+        ``opts.return_body``."""
         ...
 
     def bucket_props(self, bucket: bytes) -> BucketProps: ...
@@ -105,6 +133,18 @@ class AdminService(Protocol):
     async def join(self, seed: str) -> JSON: ...
 
     async def leave(self) -> JSON: ...
+
+    def bucket_types(self) -> JSON: ...
+
+    def bucket_type_status(self, name: str) -> JSON: ...
+
+    async def create_bucket_type(self, name: str, props: JSON) -> JSON: ...
+
+    async def update_bucket_type(self, name: str, props: JSON) -> JSON: ...
+
+    async def activate_bucket_type(self, name: str) -> JSON:
+        """``Conflict`` while some ring member does not hold the type yet."""
+        ...
 
     async def remove(self, node: str, replacement: str | None = None) -> JSON:
         """Take a node that never comes back out of the ring (or hand its ranges to

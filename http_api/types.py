@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 QuorumWord = Literal["one", "quorum", "all", "default"]
 QuorumValue = int | QuorumWord
@@ -14,6 +14,34 @@ QUORUM_WORDS: tuple[QuorumWord, ...] = ("one", "quorum", "all", "default")
 
 MAX_BUCKET_BYTES = 255
 MAX_KEY_BYTES = 1024
+DEFAULT_TYPE = b"default"
+TYPED_PREFIX = b"\x00"  # bucket names may not hold NUL, so no plain bucket starts so
+
+
+def typed_bucket(btype: bytes, bucket: bytes) -> bytes:
+    """The bucket as the store and the ring know it: a bucket of a type other than
+    ``default`` is its own namespace (``NUL type NUL bucket``), placed by that name on the
+    ring, as Riak hashes ``{Type, Bucket}``; a ``default`` bucket is its plain name."""
+    if btype == DEFAULT_TYPE:
+        return bucket
+    return TYPED_PREFIX + btype + b"\x00" + bucket
+
+
+def bucket_url(stored: bytes) -> str:
+    """The HTTP path of a stored bucket: ``/buckets/B`` or ``/types/T/buckets/B``."""
+    from urllib.parse import quote_plus
+
+    btype, bucket = split_bucket(stored)
+    path = f"/buckets/{quote_plus(bucket.decode())}"
+    return path if btype == DEFAULT_TYPE else f"/types/{quote_plus(btype.decode())}{path}"
+
+
+def split_bucket(stored: bytes) -> tuple[bytes, bytes]:
+    """``(type, bucket)`` of a stored bucket name (``typed_bucket`` undone)."""
+    if not stored.startswith(TYPED_PREFIX):
+        return DEFAULT_TYPE, stored
+    btype, _, bucket = stored[1:].partition(b"\x00")
+    return btype, bucket
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +90,16 @@ class FetchResult:
     @property
     def tombstone(self) -> bool:
         return bool(self.siblings) and not self.found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Datatype:
+    """A data type's value as a fetch or an update returns it (Riak's shape)."""
+
+    kind: str  # counter, set, gset, map, hll
+    value: Any  # JSON-ready: an int, a sorted list of str, a dict of fields
+    context: bytes = b""  # opaque causal context, sent back with removes (sets, maps)
+    found: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Concatenate, Literal, ParamSpec, Self, TypeVar
 from urllib.parse import urlsplit
 
+from http_api.client_datatypes import DatatypeFactories
 from http_api.client_ops import Backoff
 from http_api.client_sync import Client
 from http_api.resolvers import Resolver
@@ -84,7 +85,7 @@ def _blocking(
     return method
 
 
-class PbClient(PbClientCore):
+class PbClient(PbClientCore, DatatypeFactories):
     """The blocking PB client: ``with PbClient("pb://host:8087") as c:``. One socket, opened
     on first use and again after a failure; not thread-safe. ``timeout_s`` bounds each
     socket operation."""
@@ -198,6 +199,8 @@ class PbClient(PbClientCore):
     update = _blocking(PbClientCore.update_op)
     preflist = _blocking(PbClientCore.preflist_op)
     server_info = _blocking(PbClientCore.server_info_op)
+    fetch_datatype = _blocking(PbClientCore.fetch_datatype_op)
+    update_datatype = _blocking(PbClientCore.update_datatype_op)
 
 
 def _async(
@@ -331,6 +334,8 @@ class AsyncPbClient(PbClientCore):
     update = _async(PbClientCore.update_op)
     preflist = _async(PbClientCore.preflist_op)
     server_info = _async(PbClientCore.server_info_op)
+    fetch_datatype = _async(PbClientCore.fetch_datatype_op)
+    update_datatype = _async(PbClientCore.update_datatype_op)
 
 
 def connect(

@@ -38,9 +38,10 @@ from http_api.errors import (
     Unavailable,
 )
 from http_api.resolvers import Resolver, Resolvers
-from http_api.types import Content, QuorumValue, Sibling
-from pb_api import convert
+from http_api.types import Content, Datatype, QuorumValue, Sibling
+from pb_api import client_datatypes, convert
 from pb_api.messages import Code
+from pb_api.proto import riak_dt_pb2 as dt
 from pb_api.proto import riak_kv_pb2 as kv
 from pb_api.proto import riak_pb2 as core
 
@@ -182,6 +183,10 @@ def props_to_pb(props: Mapping[str, object]) -> core.RpbBucketProps:
 class PbClientCore(Resolvers):
     """Every operation of our client as a generator of PB calls (no I/O)."""
 
+    def __init__(self, resolver: Resolver | None = None) -> None:
+        super().__init__(resolver)
+        self._kinds: dict[str, str] = {}  # bucket type -> its data type, as the node said
+
     def get_op(
         self,
         bucket: str,
@@ -320,6 +325,51 @@ class PbClientCore(Resolvers):
             {"partition": i.partition, "node": i.node.decode(), "primary": i.primary}
             for i in resp.preflist
         ]
+
+    def fetch_datatype_op(
+        self, btype: str, bucket: str, key: str, **params: Unpack[ReadParams]
+    ) -> Op[Datatype]:
+        """A data type's value and context (``found`` False if the key holds none)."""
+        req = dt.DtFetchReq(type=btype.encode(), bucket=bucket.encode(), key=key.encode())
+        _quorums(req, params)
+        resp = _one((yield from _call(Call(Code.DT_FETCH_REQ, req, Code.DT_FETCH_RESP))))
+        kind = self._kinds[btype] = client_datatypes.KIND[resp.type]
+        if not resp.HasField("value"):
+            return Datatype(kind=kind, value=None, found=False)
+        value = client_datatypes.value_from_pb(kind, resp.value)
+        return Datatype(kind=kind, value=value, context=resp.context)
+
+    def update_datatype_op(
+        self,
+        btype: str,
+        bucket: str,
+        key: str | None,
+        op: dict[str, Any],
+        *,
+        context: bytes | None = None,
+        return_body: bool = False,
+        **params: Unpack[WriteParams],
+    ) -> Op[tuple[str, Datatype | None]]:
+        """As the HTTP client's. A PB update names the kind of its operation, which follows
+        from the bucket type: learnt from the fetches made, or with one fetch first."""
+        kind = self._kinds.get(btype)
+        if kind is None:
+            kind = (yield from self.fetch_datatype_op(btype, bucket, key or "-")).kind
+        req = dt.DtUpdateReq(
+            type=btype.encode(), bucket=bucket.encode(),
+            op=client_datatypes.op_to_pb(kind, op), return_body=return_body,
+        )  # fmt: skip
+        if key is not None:
+            req.key = key.encode()
+        if context:
+            req.context = context
+        _quorums(req, params)
+        resp = _one((yield from _call(Call(Code.DT_UPDATE_REQ, req, Code.DT_UPDATE_RESP))))
+        key = key if key is not None else resp.key.decode()
+        if not return_body:
+            return key, None
+        value = client_datatypes.value_from_pb(kind, resp)
+        return key, Datatype(kind=kind, value=value, context=resp.context)
 
     def server_info_op(self) -> Op[dict[str, str]]:
         call = Call(Code.GET_SERVER_INFO_REQ, None, Code.GET_SERVER_INFO_RESP)

@@ -15,7 +15,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from http_api.errors import BadRequest, NotFound, URITooLong
+from http_api.errors import BadRequest, URITooLong
 from http_api.types import (
     MAX_BUCKET_BYTES,
     MAX_KEY_BYTES,
@@ -100,17 +100,17 @@ def n_val(msg: Message) -> int | None:
     return value
 
 
-def bucket_type(msg: Message) -> None:
-    """Only the ``default`` bucket type exists (data types bring more)."""
-    if msg.HasField("type") and msg.type != DEFAULT_TYPE:  # type: ignore[attr-defined]
-        name = msg.type.decode(errors="replace")  # type: ignore[attr-defined]
-        raise NotFound(f"bucket type {name!r} does not exist: use 'default' (or no type)")
+def text(raw: bytes, what: str) -> str:
+    """UTF-8 text, or a ``BadRequest`` naming ``what``."""
+    return _text(raw, what)
 
 
 def bucket(raw: bytes) -> bytes:
     _text(raw, "bucket")
     if not raw:
         raise BadRequest("the bucket is empty")
+    if b"\x00" in raw:
+        raise BadRequest("the bucket holds a NUL byte: use a name without one")
     if len(raw) > MAX_BUCKET_BYTES:
         raise BadRequest(f"the bucket is {len(raw)} bytes: at most {MAX_BUCKET_BYTES}")
     return raw
@@ -321,10 +321,16 @@ def props_to_pb(props: BucketProps) -> core.RpbBucketProps:
     backend = data.get("backend")
     if isinstance(backend, str):
         out.backend = backend.encode()
+    datatype = data.get("datatype")
+    if isinstance(datatype, str):
+        out.datatype = datatype.encode()
+    precision = data.get("hll_precision")
+    if isinstance(precision, int) and 0 <= precision <= UINT32_MAX:
+        out.hll_precision = precision
     return out
 
 
-def props_from_pb(p: core.RpbBucketProps) -> dict[str, object]:
+def props_from_pb(p: core.RpbBucketProps, type_props: bool = False) -> dict[str, object]:
     """The overrides a set-bucket request asks for (only the fields it carries)."""
     if p.precommit or p.postcommit or p.has_precommit or p.has_postcommit:
         raise BadRequest("commit hooks are not supported: leave precommit and postcommit out")
@@ -332,10 +338,14 @@ def props_from_pb(p: core.RpbBucketProps) -> dict[str, object]:
     for name, why in _UNSUPPORTED.items():
         if p.HasField(name) and getattr(p, name):
             raise BadRequest(f"bucket prop {name!r}: {why}")
-    if p.HasField("datatype"):
+    if p.HasField("datatype") and not type_props:
         raise BadRequest(
-            "bucket prop 'datatype' is fixed by a bucket type: data types come with bucket types"
+            "bucket prop 'datatype' is fixed by a bucket type: set it when creating the type"
         )
+    if p.HasField("datatype"):
+        overrides["datatype"] = _text(p.datatype, "datatype")
+    if p.HasField("hll_precision"):
+        overrides["hll_precision"] = p.hll_precision
     if p.HasField("n_val"):
         overrides["n_val"] = p.n_val
     for name in _QUORUM_PROPS:
@@ -361,7 +371,6 @@ __all__ = [
     "SYMBOLIC",
     "UINT32_MAX",
     "bucket",
-    "bucket_type",
     "content_from_pb",
     "content_to_pb",
     "delete_options",
@@ -374,4 +383,5 @@ __all__ = [
     "put_resp",
     "quorum",
     "quorum_to_pb",
+    "text",
 ]

@@ -16,8 +16,8 @@ from typing import Any
 
 from http_api.errors import BadRequest, PreconditionFailed
 from http_api.service import RIAK_KV_VERSION, NodeService, active_preflist
-from http_api.types import GetOptions
-from pb_api import convert
+from http_api.types import DEFAULT_TYPE, GetOptions, typed_bucket
+from pb_api import convert, datatypes
 from pb_api.messages import Code, frame
 from pb_api.proto import riak_kv_pb2 as kv
 from pb_api.proto import riak_pb2 as core
@@ -37,6 +37,8 @@ OPERATIONS: dict[int, str] = {
     Code.SET_BUCKET_TYPE_REQ: "props",
     Code.GET_SERVER_INFO_REQ: "discovery",
     Code.GET_BUCKET_KEY_PREFLIST_REQ: "admin",
+    Code.DT_FETCH_REQ: "dt_fetch",
+    Code.DT_UPDATE_REQ: "dt_update",
 }
 
 
@@ -73,6 +75,8 @@ class Handlers:
             Code.GET_BUCKET_TYPE_REQ: self.get_bucket_type,
             Code.SET_BUCKET_TYPE_REQ: self.set_bucket_type,
             Code.GET_BUCKET_KEY_PREFLIST_REQ: self.preflist,
+            Code.DT_FETCH_REQ: self.dt_fetch,
+            Code.DT_UPDATE_REQ: self.dt_update,
         }
         self.streamed: dict[int, Streamed] = {
             Code.LIST_KEYS_REQ: self.list_keys,
@@ -80,6 +84,18 @@ class Handlers:
         }
 
     # --- The node, the connection -------------------------------------------------------------
+
+    def _type(self, msg: Any) -> bytes:
+        """The request's bucket type (absent: ``default``); ``NotFound`` unless it exists
+        and is active."""
+        btype: bytes = msg.type if msg.HasField("type") else DEFAULT_TYPE
+        if btype != DEFAULT_TYPE:
+            self.svc.check_type(btype)
+        return btype
+
+    def _bucket(self, msg: Any) -> bytes:
+        """The bucket the request names, as the store knows it (its type included)."""
+        return typed_bucket(self._type(msg), convert.bucket(msg.bucket))
 
     async def ping(self, msg: None, conn: ConnState) -> bytes:
         return frame(Code.PING_RESP)
@@ -97,41 +113,46 @@ class Handlers:
         conn.client_id = msg.client_id  # kept for the connection, as Riak; vclocks ignore it
         return frame(Code.SET_CLIENT_ID_RESP)
 
+    async def dt_fetch(self, msg: Any, conn: ConnState) -> bytes:
+        return await datatypes.fetch(self.svc, msg)
+
+    async def dt_update(self, msg: Any, conn: ConnState) -> bytes:
+        return await datatypes.update(self.svc, msg)
+
     # --- Bucket props and types ---------------------------------------------------------------
 
     async def get_bucket(self, msg: core.RpbGetBucketReq, conn: ConnState) -> bytes:
-        convert.bucket_type(msg)
-        props = convert.props_to_pb(self.svc.bucket_props(convert.bucket(msg.bucket)))
+        props = convert.props_to_pb(self.svc.bucket_props(self._bucket(msg)))
         return frame(Code.GET_BUCKET_RESP, core.RpbGetBucketResp(props=props))
 
     async def set_bucket(self, msg: core.RpbSetBucketReq, conn: ConnState) -> bytes:
-        convert.bucket_type(msg)
+        bucket = self._bucket(msg)
         overrides = convert.props_from_pb(msg.props)
-        await self.svc.set_bucket_props(convert.bucket(msg.bucket), overrides)
+        await self.svc.set_bucket_props(bucket, overrides)
         return frame(Code.SET_BUCKET_RESP)
 
     async def reset_bucket(self, msg: core.RpbResetBucketReq, conn: ConnState) -> bytes:
-        convert.bucket_type(msg)
-        await self.svc.reset_bucket_props(convert.bucket(msg.bucket))
+        await self.svc.reset_bucket_props(self._bucket(msg))
         return frame(Code.RESET_BUCKET_RESP)
 
     async def get_bucket_type(self, msg: core.RpbGetBucketTypeReq, conn: ConnState) -> bytes:
-        convert.bucket_type(msg)
-        props = convert.props_to_pb(self.svc.default_props())
+        props = convert.props_to_pb(self.svc.type_props(msg.type))
         return frame(Code.GET_BUCKET_RESP, core.RpbGetBucketResp(props=props))
 
     async def set_bucket_type(self, msg: core.RpbSetBucketTypeReq, conn: ConnState) -> bytes:
-        convert.bucket_type(msg)
-        raise BadRequest(
-            "the default bucket type's props come from the node config (n_val): set props per"
-            " bucket instead (RpbSetBucketReq)"
-        )
+        if msg.type == DEFAULT_TYPE:
+            raise BadRequest(
+                "the default bucket type's props come from the node config (n_val): set props"
+                " per bucket instead (RpbSetBucketReq)"
+            )
+        name = convert.text(msg.type, "bucket type")
+        await self.svc.update_bucket_type(name, convert.props_from_pb(msg.props, type_props=True))
+        return frame(Code.SET_BUCKET_RESP)
 
     # --- Objects ------------------------------------------------------------------------------
 
     async def get(self, req: kv.RpbGetReq, conn: ConnState) -> bytes:
-        convert.bucket_type(req)
-        bucket, key = convert.bucket(req.bucket), convert.key(req.key)
+        bucket, key = self._bucket(req), convert.key(req.key)
         result = await self.svc.fetch(bucket, key, convert.get_options(req))
         if req.HasField("if_modified") and result.context == req.if_modified:
             return frame(Code.GET_RESP, kv.RpbGetResp(unchanged=True))
@@ -139,8 +160,7 @@ class Handlers:
         return frame(Code.GET_RESP, resp)
 
     async def put(self, req: kv.RpbPutReq, conn: ConnState) -> bytes:
-        convert.bucket_type(req)
-        bucket = convert.bucket(req.bucket)
+        bucket = self._bucket(req)
         chosen = None if req.HasField("key") else secrets.token_urlsafe(18).encode()
         key = convert.key(req.key) if chosen is None else chosen
         opts = convert.put_options(req)
@@ -165,8 +185,7 @@ class Handlers:
         return frame(Code.PUT_RESP, resp)
 
     async def delete(self, req: kv.RpbDelReq, conn: ConnState) -> bytes:
-        convert.bucket_type(req)
-        bucket, key = convert.bucket(req.bucket), convert.key(req.key)
+        bucket, key = self._bucket(req), convert.key(req.key)
         context = req.vclock if req.HasField("vclock") and req.vclock else None
         await self.svc.delete(bucket, key, context, convert.delete_options(req))
         return frame(Code.DEL_RESP)  # as Riak: a key that was not there is deleted too
@@ -174,23 +193,22 @@ class Handlers:
     # --- Listings (streamed: a frame per chunk, then one with done) ----------------------------
 
     async def list_keys(self, req: kv.RpbListKeysReq) -> AsyncIterator[bytes]:
-        convert.bucket_type(req)
-        bucket = convert.bucket(req.bucket)
+        bucket = self._bucket(req)
         async for chunk in self.svc.list_keys(bucket, convert.timeout_ms(req)):
             if chunk:
                 yield frame(Code.LIST_KEYS_RESP, kv.RpbListKeysResp(keys=chunk))
         yield frame(Code.LIST_KEYS_RESP, kv.RpbListKeysResp(done=True))
 
     async def list_buckets(self, req: kv.RpbListBucketsReq) -> AsyncIterator[bytes]:
-        convert.bucket_type(req)
+        btype = self._type(req)
         timeout = convert.timeout_ms(req)
         if not req.stream:
             names: list[bytes] = []
-            async for chunk in self.svc.list_buckets(timeout):
+            async for chunk in self.svc.list_buckets(timeout, btype):
                 names.extend(chunk)
             yield frame(Code.LIST_BUCKETS_RESP, kv.RpbListBucketsResp(buckets=names, done=True))
             return
-        async for chunk in self.svc.list_buckets(timeout):
+        async for chunk in self.svc.list_buckets(timeout, btype):
             if chunk:
                 yield frame(Code.LIST_BUCKETS_RESP, kv.RpbListBucketsResp(buckets=chunk))
         yield frame(Code.LIST_BUCKETS_RESP, kv.RpbListBucketsResp(done=True))
@@ -200,8 +218,7 @@ class Handlers:
     async def preflist(self, req: kv.RpbGetBucketKeyPreflistReq, conn: ConnState) -> bytes:
         """The key's active preference list: its up primaries, and for a down one the
         fallback standing in (``primary`` false); ``partition``: the ring range's index."""
-        convert.bucket_type(req)
-        items = active_preflist(self.svc.preflist(convert.bucket(req.bucket), convert.key(req.key)))
+        items = active_preflist(self.svc.preflist(self._bucket(req), convert.key(req.key)))
         resp = kv.RpbGetBucketKeyPreflistResp(
             preflist=[
                 kv.RpbBucketKeyPreflistItem(

@@ -12,6 +12,7 @@ from enum import IntEnum
 
 from google.protobuf.message import DecodeError, Message
 
+from pb_api.proto import riak_dt_pb2 as dtpb
 from pb_api.proto import riak_kv_pb2 as kv
 from pb_api.proto import riak_pb2 as core
 
@@ -51,6 +52,10 @@ class Code(IntEnum):
     SET_BUCKET_TYPE_REQ = 32
     GET_BUCKET_KEY_PREFLIST_REQ = 33
     GET_BUCKET_KEY_PREFLIST_RESP = 34
+    DT_FETCH_REQ = 80
+    DT_FETCH_RESP = 81
+    DT_UPDATE_REQ = 82
+    DT_UPDATE_RESP = 83
     AUTH_REQ = 253
     AUTH_RESP = 254
     START_TLS = 255
@@ -80,6 +85,10 @@ BODIES: dict[int, type[Message]] = {
     Code.GET_BUCKET_KEY_PREFLIST_REQ: kv.RpbGetBucketKeyPreflistReq,
     Code.GET_BUCKET_KEY_PREFLIST_RESP: kv.RpbGetBucketKeyPreflistResp,
     Code.AUTH_REQ: core.RpbAuthReq,
+    Code.DT_FETCH_REQ: dtpb.DtFetchReq,
+    Code.DT_FETCH_RESP: dtpb.DtFetchResp,
+    Code.DT_UPDATE_REQ: dtpb.DtUpdateReq,
+    Code.DT_UPDATE_RESP: dtpb.DtUpdateResp,
 }
 
 #: Every code a client may send, each with the response code it gets on success.
@@ -101,6 +110,8 @@ REQUESTS: dict[int, int] = {
     Code.GET_BUCKET_KEY_PREFLIST_REQ: Code.GET_BUCKET_KEY_PREFLIST_RESP,
     Code.AUTH_REQ: Code.AUTH_RESP,
     Code.START_TLS: Code.START_TLS,
+    Code.DT_FETCH_REQ: Code.DT_FETCH_RESP,
+    Code.DT_UPDATE_REQ: Code.DT_UPDATE_RESP,
 }
 
 

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from dynamo.kv import dvvset
+from dynamo.kv import crdt, datatypes, dvvset
 from dynamo.kv import object as objects
 from dynamo.kv.forwarding import Forwarding
 from dynamo.kv.object import Obj, ObjectFormatError
@@ -371,6 +371,10 @@ class Coordinator:
             )
         except StorageError as e:
             raise Unavailable(f"local write failed: {e}")
+        except crdt.PreconditionError as e:
+            raise PreconditionFailed(str(e))
+        except (crdt.CrdtError, datatypes.DatatypeError) as e:
+            raise BadRequest(str(e))
         self.stats.vnode_puts.add(self.env.wallclock())
         n_siblings = dvvset.size(new)
         if n_siblings >= self.sibling_warning:

@@ -24,7 +24,7 @@ from typing import Any
 import mmh3
 import msgpack
 
-from dynamo.kv import dvvset
+from dynamo.kv import datatypes, dvvset
 from dynamo.kv.dvvset import Clock, VersionVector
 from http_api.types import Content, FetchResult, Sibling
 
@@ -145,9 +145,11 @@ def digest(data: bytes) -> bytes:
 
 
 def merge(a: Obj, b: Obj, allow_mult: bool) -> Obj:
-    """Two replicas' copies merged; with ``allow_mult`` off, the newest value wins."""
+    """Two replicas' copies merged; with ``allow_mult`` off, the newest value wins. Data
+    types' concurrent states stay, each at its own dot, whatever ``allow_mult`` says (see
+    ``dynamo.kv.datatypes``): reads and the next update merge them."""
     out = dvvset.sync(a, b)
-    if not allow_mult and dvvset.size(out) > 1:
+    if not allow_mult and dvvset.size(out) > 1 and not datatypes.holds_states(out):
         out = newest_only(out)
     return out
 

@@ -21,7 +21,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 
-from dynamo.kv import dvvset
+from dynamo.kv import crdt, datatypes, dvvset
 from dynamo.kv import object as objects
 from dynamo.kv.object import Obj
 from dynamo.storage.contract import StoreAPI
@@ -59,10 +59,12 @@ class Replica:
         *,
         wallclock: Callable[[], float] = time.time,
         hint_ttl_s: float = DEFAULT_HINT_TTL_S,
+        crdt_limits: crdt.Limits | None = None,
     ) -> None:
         self.store = store
         self.wallclock = wallclock
         self.hint_ttl_s = hint_ttl_s
+        self.crdt_limits = crdt_limits or crdt.Limits()
         self.node_id = store.node_id
         self._prefix = f"{self.node_id}/"
         base = store.get_meta(META_EPOCH_BASE)
@@ -280,6 +282,9 @@ class Replica:
             context = dvvset.join(local)  # the new value supersedes everything, unread
         # A hint copy is not where this node's actors keep their history: fresh epoch.
         actor = self.actor_for(local if hint_for is None else None)
+        if datatypes.is_op(content):  # a data type update: applied to our state, here
+            content = datatypes.apply(local, content, actor, self.crdt_limits)
+            context = dvvset.join(local) if local is not None else ()
         new = dvvset.update(dvvset.new_with_context(context, content), local, actor)
         if not allow_mult:
             new = objects.newest_only(new)

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from dynamo.kv import datatypes
 from dynamo.kv import object as objects
 from dynamo.kv.coordinator import Coordinator
 from dynamo.kv.listing import Listing
@@ -22,12 +23,14 @@ from dynamo.kv.replica import Replica
 from dynamo.net import methods, tls
 from dynamo.net.rpc import Rpc, RpcAPI, RpcConfig, RpcError
 from dynamo.net.schema import Method
-from dynamo.node.cluster import Cluster, StillUp
+from dynamo.node.cluster import Cluster
 from dynamo.node.config import NodeConfig
 from dynamo.node.env import REAL, Env
 from dynamo.node.metrics import Metrics
 from dynamo.node.ownership import Ownership
+from dynamo.node.removal import StillUp
 from dynamo.node.stats import NodeStats
+from dynamo.node.typed import TypedService
 from dynamo.storage.contract import StoreAPI
 from dynamo.storage.rocksdb import Store, StoreConfig
 from gossip.membership import LEAVING, LEFT
@@ -36,12 +39,14 @@ from http_api.errors import BadRequest, Conflict, Unavailable
 from http_api.guards import Front
 from http_api.server import FRONT, make_app
 from http_api.types import (
+    DEFAULT_TYPE,
     BucketProps,
     Content,
     DeleteOptions,
     FetchResult,
     GetOptions,
     PutOptions,
+    split_bucket,
 )
 from pb_api.server import FRAME_OVERHEAD_BYTES, PbConfig, PbServer, PbStats
 from ring.position import storage_key
@@ -49,7 +54,7 @@ from ring.position import storage_key
 log = logging.getLogger(__name__)
 
 
-class Node:
+class Node(TypedService):
     """One running node. ``start()``, then ``stopped.wait()``; ``stop()`` to end."""
 
     def __init__(
@@ -258,11 +263,15 @@ class Node:
         return self.config.max_object_bytes
 
     async def fetch(self, bucket: bytes, key: bytes, opts: GetOptions) -> FetchResult:
+        self.refuse_datatype_bucket(bucket)
         return await self.coordinator.get(bucket, key, opts)
 
     async def store(
         self, bucket: bytes, key: bytes, content: Content, context: bytes | None, opts: PutOptions
     ) -> FetchResult | None:
+        self.refuse_datatype_bucket(bucket)
+        if datatypes.is_op(content) or content.content_type == datatypes.CRDT_TYPE:
+            raise BadRequest(f"content type {content.content_type!r} is reserved for data types")
         return await self.coordinator.put(bucket, key, content, context, opts)
 
     async def delete(
@@ -274,9 +283,13 @@ class Node:
         async for page in self.listing.keys(bucket, self._timeout_s(timeout_ms)):
             yield page
 
-    async def list_buckets(self, timeout_ms: int | None) -> AsyncIterator[list[bytes]]:
+    async def list_buckets(
+        self, timeout_ms: int | None, btype: bytes = DEFAULT_TYPE
+    ) -> AsyncIterator[list[bytes]]:
         async for page in self.listing.buckets(self._timeout_s(timeout_ms)):
-            yield page
+            mine = [b for t, b in map(split_bucket, page) if t == btype]
+            if mine:
+                yield mine
 
     def _timeout_s(self, timeout_ms: int | None) -> float:
         return (timeout_ms or self.config.request_timeout_ms) / 1000

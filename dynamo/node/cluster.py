@@ -25,16 +25,18 @@ import msgpack
 
 from dynamo.net import methods
 from dynamo.net.rpc import RpcAPI
+from dynamo.node import removal
+from dynamo.node.bucket_types import BucketTypes
 from dynamo.node.config import NodeConfig
 from dynamo.node.env import REAL, Env
 from dynamo.storage.contract import StorageError, StoreAPI
-from gossip import membership
+from gossip import bucket_types, membership
 from gossip.membership import JOINING, LEAVING, LEFT, VALID
 from gossip.phi import PhiAccrualDetector
 from gossip.scuttlebutt import KEY_HEARTBEAT, KIND_ACK2, GossipAck2, Scuttlebutt, Update
 from gossip.service import GossipService
 from gossip.wire import from_wire, to_wire
-from http_api.types import BucketProps, props_from_overrides
+from http_api.types import DEFAULT_TYPE, BucketProps, props_from_overrides, split_bucket
 from ring.position import key_position
 from ring.ring import Ring
 
@@ -49,10 +51,6 @@ DOWN_CACHE_S = 0.1
 
 class LeftCluster(Exception):
     """This node left the cluster; it does not come back by itself."""
-
-
-class StillUp(ValueError):
-    """A node asked to be removed still answers."""
 
 
 class Cluster:
@@ -117,6 +115,7 @@ class Cluster:
         for bucket, (stamp, props) in self._overrides.items():
             membership.set_bucket_props(self.sb, bucket, props, stamp)
         self._props_cache: dict[bytes, BucketProps] = {}
+        self.types = BucketTypes(self)
         self._ring = self._new_ring()
         self._down: frozenset[str] = frozenset()
         self._down_at = 0.0
@@ -175,7 +174,7 @@ class Cluster:
                 pass
 
     def _on_updates(self, updates: list[Update]) -> None:
-        ring_changed = props_changed = addr_changed = False
+        ring_changed = props_changed = addr_changed = types_changed = False
         for u in updates:
             if u.key == KEY_HEARTBEAT and not u.new_generation:
                 continue
@@ -188,6 +187,8 @@ class Cluster:
                 ring_changed = True
             if u.key.startswith(membership.PROPS_PREFIX):
                 props_changed = True
+            if u.key.startswith(bucket_types.TYPE_PREFIX) or u.key == bucket_types.KEY_HELD:
+                types_changed = True
             if u.key in (membership.KEY_ADDR, membership.KEY_HTTP):
                 addr_changed = True
             if u.key == membership.KEY_ADDR and isinstance(u.value, str):
@@ -201,6 +202,9 @@ class Cluster:
             self._check_removed()
         if props_changed:
             self._merge_props()
+        if types_changed and self.types.refresh():
+            self._props_cache.clear()
+            props_changed = True
         if ring_changed or props_changed or addr_changed:
             self._save_peers()
         self._down_at = 0.0
@@ -279,52 +283,17 @@ class Cluster:
         return [m.node for m in membership.members(self.sb) if m.status != LEFT]
 
     def _check_removed(self) -> None:
-        """Taken out by an operator (``dynamo remove``) while we were away: stop."""
-        if self.status == LEFT:
-            return
-        removed = membership.removals(self.sb)
-        if membership.is_removed(self.sb, self.node_id, removed):
-            if self.status in (JOINING, VALID):
-                self.set_status(LEAVING)  # nothing to hand over: its ranges moved already
-            self.set_status(LEFT)
-            if self.on_removed is not None:
-                self.on_removed(
-                    f"node {self.node_id} was removed from the cluster (dynamo remove): to"
-                    " join again, wipe its data directory and start it with --seeds"
-                )
+        removal.check_removed(self)
+
+    def membership_changed(self) -> None:
+        """Our own state changed who is in the ring: recompute it, keep it on disk."""
+        self._rebuild_ring()
+        self._save_peers()
 
     def remove(self, node: str, replacement: str | None = None) -> dict[str, Any]:
         """Take a node that never comes back out of the ring (``dynamo remove``), or hand
         its ranges to ``replacement`` (``dynamo replace``). ``ValueError`` says why not."""
-        known = {m.node: m for m in membership.members(self.sb)}
-        target = known.get(node)
-        if target is None:
-            raise ValueError(f"{node!r} is not a member this node knows: see dynamo members")
-        if node == self.node_id:
-            raise ValueError("a node cannot remove itself: use dynamo leave, or ask another")
-        if self.is_up(node) or node in self.rpc.connected_nodes():
-            raise StillUp(
-                f"{node} still answers: use dynamo leave on it, or stop it first (remove is"
-                " for a node that never comes back)"
-            )
-        if replacement is not None:
-            new = known.get(replacement)
-            if new is None or replacement == node or new.status == LEFT:
-                raise ValueError(f"{replacement!r} is not a live member: start it, let it join")
-            if not self.is_up(replacement):
-                raise ValueError(f"{replacement} is down: replace with a node that is up")
-            if replacement in membership.token_names(self.sb):
-                raise ValueError(f"{replacement} replaced a node already: use another one")
-        data = membership.sb_text(self.sb, node, membership.KEY_DATA)
-        membership.record_removal(self.sb, node, data, replacement)
-        self._rebuild_ring()
-        self._save_peers()
-        log.warning(
-            "removed %s from the ring%s",
-            node,
-            f": {replacement} takes its ranges" if replacement else "",
-        )
-        return {"removed": node, "replaced_by": replacement, "members": list(self._ring.members)}
+        return removal.remove(self, node, replacement)
 
     def members_json(self) -> dict[str, Any]:
         now = self.env.monotonic()
@@ -445,9 +414,15 @@ class Cluster:
                 best = max(best, float(v[0]))
         return best
 
+    def props_changed(self) -> None:
+        """Bucket types changed here: props are read afresh."""
+        self._props_cache.clear()
+
     def n_vals(self) -> list[int]:
-        """Every n_val in use: the default and those buckets set."""
+        """Every n_val in use: the default, the bucket types' and those buckets set."""
         ns = {self._default_props.n_val}
+        for t in self.types.known.values():
+            ns.add(self.types.base_props(t.name, self._default_props).n_val)
         for name, (_, props) in self._overrides.items():
             if props is not None:
                 ns.add(self.bucket_props(name.encode()).n_val)
@@ -461,10 +436,14 @@ class Cluster:
         if cached is not None:
             return cached
         entry = self._overrides.get(bucket.decode())
-        props = self._default_props
+        btype, _ = split_bucket(bucket)
+        base = self._default_props
+        if btype != DEFAULT_TYPE:
+            base = self.types.base_props(btype.decode(), self._default_props)
+        props = base
         if entry is not None and entry[1] is not None:
             try:
-                props = props_from_overrides(entry[1], self._default_props)
+                props = props_from_overrides(entry[1], base)
             except ValueError as e:
                 log.error("bucket %r has invalid props from gossip (%s): using defaults", bucket, e)
         self._props_cache[bucket] = props

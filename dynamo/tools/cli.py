@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +322,47 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bucket_type(args: argparse.Namespace) -> int:
+    """``dynamo bucket-type create|activate|update|list|status [NAME] ['{"props":...}']``."""
+    action, name = args.action, args.name
+    if action != "list" and not name:
+        print(f"dynamo bucket-type {action}: name the bucket type", file=sys.stderr)
+        return 2
+    body: Any = {}
+    if args.props:
+        try:
+            body = json.loads(args.props)
+        except ValueError as e:
+            print(f'dynamo bucket-type: the props are not JSON ({e}): {{"props": {{...}}}}')
+            return 2
+    path = "/admin/bucket-types" + (f"/{urllib.parse.quote(name, safe='')}" if name else "")
+    if action == "list":
+        out = _admin(args, "/admin/bucket-types")
+    elif action == "status":
+        out = _admin(args, path)
+    elif action == "create":
+        out = _admin(args, path, "POST", body)
+    elif action == "update":
+        out = _admin(args, path, "PUT", body)
+    else:
+        out = _activate(args, name)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _activate(args: argparse.Namespace, name: str) -> Any:
+    """Activate once every member holds the type (as ``riak admin bucket-type status``
+    says "ready"), waiting up to ``--wait`` seconds for gossip to bring it there."""
+    try:
+        return admin_client(args).activate_bucket_type(name, args.wait)
+    except AdminError as e:
+        print(f"dynamo: {e.status} {e.text}", file=sys.stderr)
+        raise SystemExit(1)
+    except OSError as e:
+        print(f"dynamo: cannot reach {args.url}: {e}", file=sys.stderr)
+        raise SystemExit(1)
+
+
 def cmd_replace(args: argparse.Namespace) -> int:
     out = _admin(args, "/admin/remove", "POST", {"node": args.old, "replace_with": args.new})
     print(json.dumps(out))
@@ -383,6 +425,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default="http://127.0.0.1:8098", help="any live node")
     _access_flags(p)
     p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser(
+        "bucket-type",
+        help="create, activate, update, list or show bucket types (riak admin bucket-type)",
+    )
+    p.add_argument("action", choices=["create", "activate", "update", "list", "status"])
+    p.add_argument("name", nargs="?", default="", help="the bucket type")
+    p.add_argument("props", nargs="?", default="", help='JSON: {"props": {"datatype": "set"}}')
+    p.add_argument("--url", default="http://127.0.0.1:8098", help="any node")
+    p.add_argument(
+        "--wait", type=float, default=30.0,
+        help="activate: seconds to wait for every member to hold the type (0: do not wait)",
+    )  # fmt: skip
+    _access_flags(p)
+    p.set_defaults(func=cmd_bucket_type)
 
     p = sub.add_parser(
         "replace",

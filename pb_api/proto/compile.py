@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent  # the repository: imports read "pb_api/proto/x.proto"
-PROTOS = ("riak.proto", "riak_kv.proto")
+PROTOS = ("riak.proto", "riak_kv.proto", "riak_dt.proto")
 
 
 def compile_into(out: Path) -> list[Path]:

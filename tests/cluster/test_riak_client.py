@@ -4,7 +4,9 @@ the client's own environment (``.venv-riak``, made by ``make test``)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,24 @@ def test_riak_client_against_every_node_of_three(protocol: str, make_cluster: Ma
     for proto in ("pbc", "http"):
         out = run_scenario("quorum-failure", proto, c, f"quorum-{protocol}-{proto}")
         assert "ok on 2 node" in out
+
+
+def make_types(c: LocalCluster) -> None:
+    """The bucket types a Riak operator makes with ``riak admin bucket-type``, with ours."""
+    kinds = (("counters", "counter"), ("sets", "set"), ("maps", "map"), ("hlls", "hll"))
+    for name, kind in kinds:
+        props = json.dumps({"props": {"datatype": kind}})
+        for action in (["create", name, props], ["activate", name]):
+            cmd = [sys.executable, "-m", "dynamo.tools.cli", "bucket-type", *action]
+            done = subprocess.run([*cmd, "--url", c[0].url], capture_output=True, text=True)
+            assert done.returncode == 0, f"bucket-type {action}: {done.stderr}"
+
+
+@pytest.mark.parametrize("nodes", [1, 3])
+def test_riak_client_data_types(nodes: int, make_cluster: MakeCluster) -> None:
+    c = make_cluster(nodes)
+    c.wait_converged()
+    make_types(c)
+    for protocol in ("pbc", "http"):
+        out = run_scenario("datatypes", protocol, c, f"dt{nodes}-{protocol}")
+        assert f"ok on {nodes} node" in out

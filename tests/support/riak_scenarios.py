@@ -7,6 +7,8 @@ nodes over HTTP and over PB (the client's default) and reads its exit status.
     .venv-riak/bin/python -m tests.support.riak_scenarios basic --protocol pbc \
         --node 127.0.0.1:8098:8087 [--node ...] --bucket b [--w all --r all]
     ... quorum-failure --protocol pbc --node ... --bucket b   (one of the 3 nodes is down)
+    ... datatypes --protocol pbc --node ... --bucket b  (bucket types counters, sets,
+        maps and hlls made and active, of those datatypes)
 
 Each failed check raises; the message names it.
 """
@@ -143,9 +145,76 @@ def quorum_failure(client: Any, riak: Any, name: str, protocol: str) -> None:
             raise AssertionError(f"{label} with one primary down was not refused")
 
 
+def datatypes(client: Any, riak: Any, name: str, shared: str, seen: int) -> None:
+    """Counters, sets, maps and HyperLogLogs through Basho's data type objects, on bucket
+    types made by ``dynamo bucket-type``; ``shared`` is a counter every node's client
+    increments once, ``seen`` the increments made before this one."""
+    for btype, kind in (("counters", "counter"), ("sets", "set"), ("maps", "map")):
+        got = client.bucket_type(btype).datatype
+        check(got == kind, f"bucket type {btype} holds {got!r}, not {kind}")
+
+    counters = client.bucket_type("counters").bucket(name)
+    hits = counters.new("hits")
+    hits.increment(5)
+    hits.store()
+    hits.decrement(2)
+    hits.store()
+    check(counters.get("hits").value == 3, "a counter incremented by 5 and decremented by 2")
+    everyone = client.bucket_type("counters").bucket(shared).new("all")
+    everyone.increment()
+    everyone.store(return_body=True)
+    check(everyone.value == seen + 1, f"shared counter {everyone.value}, want {seen + 1}")
+    check(not counters.get("never-written").value, "a counter never written reads 0")
+
+    sets = client.bucket_type("sets").bucket(name)
+    tags = sets.new("tags")
+    for element in ("a", "b", "c"):
+        tags.add(element)
+    tags.store()
+    tags = sets.get("tags")
+    check(tags.value == frozenset({"a", "b", "c"}), f"set {tags.value}")
+    tags.discard("a")
+    tags.store()
+    # Two writers from the same fetch: a remove and a concurrent add of what it removed.
+    first, second = sets.get("tags"), sets.get("tags")
+    first.discard("b")
+    first.store()
+    second.add("b")
+    second.store()
+    check(sets.get("tags").value == frozenset({"b", "c"}), "the concurrent add wins")
+
+    maps = client.bucket_type("maps").bucket(name)
+    user = maps.new("ann")
+    user.registers["name"].assign("Ann")
+    user.counters["visits"].increment(2)
+    user.flags["admin"].enable()
+    user.sets["roles"].add("ops")
+    user.maps["address"].registers["city"].assign("Oslo")
+    user.store()
+    user = maps.get("ann")
+    check(user.registers["name"].value == "Ann", "map register")
+    check(user.counters["visits"].value == 2, "map counter")
+    check(user.flags["admin"].value is True, "map flag")
+    check(user.sets["roles"].value == frozenset({"ops"}), "map set")
+    check(user.maps["address"].registers["city"].value == "Oslo", "nested map register")
+    del user.flags["admin"]
+    user.counters["visits"].increment()
+    user.store()
+    user = maps.get("ann")
+    check(("admin", "flag") not in user.value, f"removed field still there: {user.value}")
+    check(user.counters["visits"].value == 3, "map counter after a second increment")
+
+    visitors = client.bucket_type("hlls").bucket(name).new("visitors")
+    for i in range(200):
+        visitors.add(f"visitor-{i % 100}")
+    visitors.store()
+    estimate = client.bucket_type("hlls").bucket(name).get("visitors").value
+    check(abs(estimate - 100) <= 5, f"HyperLogLog of 100 distinct: {estimate}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["basic", "quorum-failure"])
+    p.add_argument("scenario", choices=["basic", "quorum-failure", "datatypes"])
     p.add_argument("--protocol", choices=["pbc", "http"], default="pbc")
     p.add_argument("--node", action="append", required=True, help="host:http_port:pb_port")
     p.add_argument("--bucket", required=True)
@@ -163,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.scenario == "basic":
                 server_info(client, args.protocol)
                 basic(client, riak, f"{args.bucket}{i}", args.w, args.r, args.node)
+            elif args.scenario == "datatypes":
+                datatypes(client, riak, f"{args.bucket}{i}", f"{args.bucket}-shared", i)
             else:
                 quorum_failure(client, riak, f"{args.bucket}{i}", args.protocol)
         finally:

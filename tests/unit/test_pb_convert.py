@@ -75,13 +75,6 @@ def test_names_are_text_without_control_characters() -> None:
         convert.content_from_pb(kv.RpbContent(value=b"v" * 101), 100)
 
 
-def test_only_the_default_bucket_type_exists() -> None:
-    convert.bucket_type(kv.RpbGetReq(bucket=b"b", key=b"k"))
-    convert.bucket_type(kv.RpbGetReq(bucket=b"b", key=b"k", type=b"default"))
-    with pytest.raises(errors.NotFound, match="maps"):
-        convert.bucket_type(kv.RpbGetReq(bucket=b"b", key=b"k", type=b"maps"))
-
-
 def test_a_content_goes_out_as_it_came_in() -> None:
     c = kv.RpbContent(value=b"v", content_type=b"text/plain", charset=b"utf-8")
     c.usermeta.add(key=b"Color", value=b"blue")

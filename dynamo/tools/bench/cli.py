@@ -35,6 +35,7 @@ other than 300 siblings, timeouts, connection errors).
 
   dynamo bench --nodes 3 --workload mixed --duration 30
   dynamo bench --url http://127.0.0.1:8098,http://127.0.0.1:8198 --workload rmw --r 2 --w 2
+  dynamo bench --nodes 3 --workload counter --protocol pb   (counter increments)
 """
 
 
@@ -77,6 +78,11 @@ def add_parser(sub: Any) -> None:
     w.add_argument("--zipf-s", type=float, default=d.zipf_s, help="zipfian exponent")
     w.add_argument("--value-bytes", type=int, default=d.value_bytes)
     w.add_argument("--bucket", default=d.bucket)
+    w.add_argument(
+        "--bucket-type",
+        default=d.bucket_type,
+        help="counter: the counter bucket type (made and activated if missing)",
+    )
     w.add_argument("--r", help="?r= on GETs (integer, one, quorum, all)")
     w.add_argument("--w", help="?w= on PUTs")
     w.add_argument("--n", type=int, help="set the bucket's n_val before the run")
@@ -101,7 +107,9 @@ def add_parser(sub: Any) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
-    preload = args.preload if args.preload is not None else args.workload != "put"
+    preload = args.preload
+    if preload is None:
+        preload = args.workload not in ("put", "counter")
     return BenchConfig(
         workload=args.workload,
         protocol=args.protocol,
@@ -118,6 +126,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         w=args.w,
         n_val=args.n,
         bucket=args.bucket,
+        bucket_type=args.bucket_type,
         preload=preload,
         timeout_s=args.timeout,
         seed=args.seed,

@@ -8,7 +8,7 @@ import urllib.parse
 from dataclasses import asdict, dataclass
 from typing import Any
 
-WORKLOADS = ("get", "put", "mixed", "rmw")
+WORKLOADS = ("get", "put", "mixed", "rmw", "counter")
 PROTOCOLS = ("http", "pb")
 DISTS = ("uniform", "zipfian")
 _QUORUM_WORDS = ("one", "quorum", "all", "default")
@@ -71,7 +71,8 @@ def _quorum(name: str, value: str | None) -> None:
 class BenchConfig:
     """One run. Each field is one ``dynamo bench`` option."""
 
-    workload: str = "get"  # get, put, mixed (read_ratio GETs) or rmw (GET then PUT with context)
+    workload: str = "get"  # get, put, mixed (read_ratio GETs), rmw (GET then PUT with context)
+    #   or counter (increments of counters of ``bucket_type``, a counter bucket type)
     protocol: str = "http"  # http (HTTP/1.1 keep-alive) or pb (Riak Protocol Buffers)
     read_ratio: float = 0.5  # share of GETs in ``mixed``
     keys: int = 10_000  # key space k0..k{keys-1}; more keys, fewer hot spots and siblings
@@ -86,6 +87,7 @@ class BenchConfig:
     w: str | None = None  # ?w= on PUTs
     n_val: int | None = None  # set as the bucket's n_val before the run
     bucket: str = "bench"
+    bucket_type: str = "counters"  # counter: made (datatype counter) and activated if missing
     preload: bool = True  # write every key once before the run
     timeout_s: float = 10.0  # a request unanswered this long counts as a timeout
     seed: int = 0  # random seed of key choice (worker i uses seed * 1000 + i)

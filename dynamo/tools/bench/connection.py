@@ -22,6 +22,7 @@ MODE_GET: Final = "get"
 MODE_PUT: Final = "put"
 MODE_MIXED: Final = "mixed"
 MODE_RMW: Final = "rmw"
+MODE_COUNTER: Final = "counter"  # increments, sent as the factory's ``put``
 MODE_PRELOAD: Final = "preload"
 
 _ALWAYS_GET, _ALWAYS_PUT, _MIXED, _PRELOAD = range(4)
@@ -29,6 +30,7 @@ _CHOICES = {
     MODE_GET: _ALWAYS_GET,
     MODE_RMW: _ALWAYS_GET,  # then a PUT of the same key, from the response
     MODE_PUT: _ALWAYS_PUT,
+    MODE_COUNTER: _ALWAYS_PUT,
     MODE_MIXED: _MIXED,
     MODE_PRELOAD: _PRELOAD,
 }

@@ -219,20 +219,33 @@ class ResponseParser:
 
 
 class RequestFactory:
-    """Request bytes for one target: ``GET``/``PUT`` of ``/buckets/B/keys/k{i}``."""
+    """Request bytes for one target: ``GET``/``PUT`` of ``/buckets/B/keys/k{i}``, or with
+    ``counter_type`` the ``put`` is an increment of the counter
+    ``/types/T/buckets/B/datatypes/k{i}`` (and ``get`` its fetch)."""
 
     __slots__ = ("_get_head", "_get_tail", "_put_head", "_put_tail", "_value")
 
     def __init__(
-        self, host: str, bucket: str, get_query: str, put_query: str, value: bytes
+        self,
+        host: str,
+        bucket: str,
+        get_query: str,
+        put_query: str,
+        value: bytes,
+        counter_type: str | None = None,
     ) -> None:
-        path = f"/buckets/{urllib.parse.quote(bucket, safe='')}/keys/k"
+        b = urllib.parse.quote(bucket, safe="")
+        path, ctype, method = f"/buckets/{b}/keys/k", "application/octet-stream", "PUT"
+        if counter_type is not None:
+            t = urllib.parse.quote(counter_type, safe="")
+            path, ctype, method = f"/types/{t}/buckets/{b}/datatypes/k", "application/json", "POST"
+            value = b'{"increment": 1}'
         self._get_head = f"GET {path}".encode()
         self._get_tail = f"{get_query} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
-        self._put_head = f"PUT {path}".encode()
+        self._put_head = f"{method} {path}".encode()
         self._put_tail = (
             f"{put_query} HTTP/1.1\r\nHost: {host}\r\n"
-            f"Content-Type: application/octet-stream\r\nContent-Length: {len(value)}\r\n"
+            f"Content-Type: {ctype}\r\nContent-Length: {len(value)}\r\n"
         ).encode()
         self._value = value
 

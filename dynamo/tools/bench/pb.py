@@ -12,6 +12,7 @@ import re
 from dynamo.tools.bench.http1 import RemoteProtocolError, Response
 from pb_api import convert
 from pb_api.messages import HEADER, Code, frame
+from pb_api.proto import riak_dt_pb2 as dt
 from pb_api.proto import riak_kv_pb2 as kv
 from pb_api.proto import riak_pb2 as core
 
@@ -28,13 +29,21 @@ def _quorum(value: str | None) -> int | None:
 class PbRequestFactory:
     """Request frames for one target (the same for every target: PB has no Host)."""
 
-    __slots__ = ("_bucket", "_content", "_r", "_w")
+    __slots__ = ("_bucket", "_content", "_counter_type", "_r", "_w")
 
-    def __init__(self, bucket: str, r: str | None, w: str | None, value: bytes) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        r: str | None,
+        w: str | None,
+        value: bytes,
+        counter_type: str | None = None,
+    ) -> None:
         self._bucket = bucket.encode()
         self._r = _quorum(r)
         self._w = _quorum(w)
         self._content = kv.RpbContent(value=value, content_type=b"application/octet-stream")
+        self._counter_type = None if counter_type is None else counter_type.encode()
 
     def new_parser(self, want_vclock: bool) -> PbResponseParser:
         return PbResponseParser(want_vclock)
@@ -46,6 +55,14 @@ class PbRequestFactory:
         return frame(Code.GET_REQ, req)
 
     def put(self, i: int, vclock: bytes | None = None) -> bytes:
+        if self._counter_type is not None:
+            inc = dt.DtUpdateReq(
+                bucket=self._bucket, key=b"k%d" % i, type=self._counter_type,
+                op=dt.DtOp(counter_op=dt.CounterOp(increment=1)),
+            )  # fmt: skip
+            if self._w is not None:
+                inc.w = self._w
+            return frame(Code.DT_UPDATE_REQ, inc)
         req = kv.RpbPutReq(bucket=self._bucket, key=b"k%d" % i, content=self._content)
         if vclock:
             req.vclock = vclock
@@ -92,7 +109,7 @@ class PbResponseParser:
             status = 404 if live == 0 else 200 if live == 1 else 300
             vclock = resp.vclock if self.want_vclock and resp.HasField("vclock") else None
             return Response(status, b"", vclock)
-        if code in (Code.PUT_RESP, Code.DEL_RESP):
+        if code in (Code.PUT_RESP, Code.DEL_RESP, Code.DT_UPDATE_RESP):
             return Response(204, b"")
         if code == Code.ERROR_RESP:
             err = core.RpbErrorResp.FromString(body)

@@ -18,6 +18,7 @@ from dynamo.tools.bench.keys import UniformKeys
 from dynamo.tools.bench.report import BenchResult, machine_info, summarize
 from dynamo.tools.bench.worker import loop_name, make_worker
 from dynamo.tools.localcluster import http
+from http_api.admin import AdminClient, AdminError
 
 PROPS_TIMEOUT_S = 30.0
 PRELOAD_MIN_TIMEOUT_S = 60.0
@@ -85,6 +86,22 @@ async def set_n_val(targets: list[Target], bucket: str, n_val: int) -> None:
             await asyncio.sleep(0.1)
 
 
+def counter_type(target: Target, name: str) -> None:
+    """The counter bucket type ``name``: made and activated unless it is already there."""
+    admin = AdminClient(target.url)
+    try:
+        status = admin.get(f"/admin/bucket-types/{urllib.parse.quote(name, safe='')}")
+    except AdminError as e:
+        if e.status != 404:
+            raise BenchError(f"bucket type {name!r}: {e}")
+        admin.request("POST", f"/admin/bucket-types/{name}", {"props": {"datatype": "counter"}})
+        status = {"active": False, "props": {"datatype": "counter"}}
+    if status.get("props", {}).get("datatype") != "counter":
+        raise BenchError(f"bucket type {name!r} does not hold counters: use --bucket-type")
+    if not status.get("active"):
+        admin.activate_bucket_type(name, wait_s=60)
+
+
 async def preload(cfg: BenchConfig, targets: list[Target]) -> dict[str, Any]:
     """Write every key once, from this process, over ``cfg.connections`` connections."""
     slots = [targets[c % len(targets)] for c in range(cfg.connections)]
@@ -114,6 +131,8 @@ async def run_bench(
     await check_targets(targets)
     if cfg.protocol == "pb":
         targets = await with_pb_ports(targets)
+    if cfg.workload == "counter":
+        await asyncio.to_thread(counter_type, targets[0], cfg.bucket_type)
     if cfg.n_val is not None:
         await set_n_val(targets, cfg.bucket, cfg.n_val)
     loaded: dict[str, Any] = {}

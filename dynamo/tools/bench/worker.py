@@ -206,13 +206,14 @@ class Worker:
 
 def make_worker(cfg: BenchConfig, targets: Sequence[Target], workload: Workload) -> Worker:
     value = b"x" * cfg.value_bytes
+    counter = cfg.bucket_type if cfg.workload == "counter" else None
     factories: dict[Target, RequestFactory] = {}
     for t in set(targets):
         if cfg.protocol == "pb":
-            factories[t] = PbRequestFactory(cfg.bucket, cfg.r, cfg.w, value)
+            factories[t] = PbRequestFactory(cfg.bucket, cfg.r, cfg.w, value, counter)
         else:
             factories[t] = HttpRequests(
-                t.host_header, cfg.bucket, cfg.get_query, cfg.put_query, value
+                t.host_header, cfg.bucket, cfg.get_query, cfg.put_query, value, counter
             )
     return Worker(targets, factories, workload, cfg.timeout_s, pb=cfg.protocol == "pb")
 

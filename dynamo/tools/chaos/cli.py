@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dynamo.tools.chaos.datatypes_work import WORKLOADS
 from dynamo.tools.chaos.faults import KINDS
 from dynamo.tools.chaos.lab_faults import LAB_KINDS
 from dynamo.tools.chaos.runner import ChaosSettings, main_run
@@ -54,6 +55,13 @@ def add_parser(sub: Any) -> None:
         f" asymmetric, flapping), lost and paused hosts ({','.join(LAB_KINDS)})",
     )
     p.add_argument("--processes", type=int, default=2, help="with --lab: processes per host")
+    p.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default="carts",
+        help="carts (read-modify-write of JSON sets, default), counters (counter increments"
+        " checked against the acknowledged sum) or sets (set adds and removes with contexts)",
+    )
     p.set_defaults(func=cmd_chaos)
 
 
@@ -84,5 +92,6 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir) if args.data_dir else None,
         lab=args.lab,
         processes=args.processes,
+        workload=args.workload,
     )
     return main_run(settings)

@@ -19,22 +19,26 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import aiohttp
 
 from dynamo.tools import carts
+from dynamo.tools.chaos import datatypes_work
 from dynamo.tools.chaos.faults import KINDS, FaultLog, Faults
 from dynamo.tools.chaos.lab_faults import LabFaults
 from dynamo.tools.chaos.proxy import LinkMesh
 from dynamo.tools.localcluster import LocalCluster
-from http_api.admin import get_json
+from http_api.admin import AdminClient, get_json
 from http_api.client import AsyncClient
 from http_api.errors import ServiceError, Unavailable
+from http_api.types import Datatype
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BUCKET = "carts"
 NODE_SETTINGS = (
@@ -60,6 +64,7 @@ class ChaosSettings:
     data_dir: Path | None = None
     lab: bool = False  # hosts in a network lab (root): ``nodes`` hosts...
     processes: int = 1  # ...of this many node processes each
+    workload: str = "carts"  # or "counters", "sets": data types (datatypes_work)
 
 
 @dataclass
@@ -135,9 +140,10 @@ class Workload:
         self.clients = {u: AsyncClient(u, session=session, timeout_s=6.0) for u in urls}
         self.live: list[str] = list(urls)
 
-    async def get(self, key: str, url: str) -> tuple[list[bytes], bytes | None]:
+    async def call(self, url: str, fn: Callable[[AsyncClient], Awaitable[T]]) -> T:
+        """``fn`` on the client of ``url``, its failures as the checkers classify them."""
         try:
-            obj = await self.clients[url].get(BUCKET, key, timeout_ms=4000)
+            return await fn(self.clients[url])
         except Unavailable as e:
             raise carts.Indeterminate(str(e))
         except ServiceError as e:
@@ -146,27 +152,19 @@ class Workload:
             raise carts.Refused(f"{e.status} {e.message}")
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise carts.Indeterminate(f"{type(e).__name__}: {e}")
+
+    async def get(self, key: str, url: str) -> tuple[list[bytes], bytes | None]:
+        obj = await self.call(url, lambda c: c.get(BUCKET, key, timeout_ms=4000))
         return [s.content.value for s in obj.live], obj.context
 
     async def put(self, key: str, value: bytes, context: bytes | None, url: str) -> None:
-        try:
-            await self.clients[url].put(
-                BUCKET,
-                key,
-                value,
-                content_type="application/json",
-                context=context,
-                w="quorum",
-                timeout_ms=4000,
-            )
-        except Unavailable as e:
-            raise carts.Indeterminate(str(e))
-        except ServiceError as e:
-            if e.status >= 500:
-                raise carts.ServerBug(f"{e.status} {e.message}")
-            raise carts.Refused(f"{e.status} {e.message}")
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            raise carts.Indeterminate(f"{type(e).__name__}: {e}")
+        await self.call(
+            url,
+            lambda c: c.put(
+                BUCKET, key, value, content_type="application/json", context=context,
+                w="quorum", timeout_ms=4000,
+            ),
+        )  # fmt: skip
 
 
 async def run(settings: ChaosSettings, out: TextIO = sys.stderr) -> Report:
@@ -260,6 +258,11 @@ async def _drive(
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         work = Workload(urls, session)
 
+        ledger = datatypes_work.Ledger()
+        if settings.workload != "carts":
+            name, kind = datatypes_work.TYPES[settings.workload]
+            await asyncio.to_thread(_make_type, admin_urls[0], name, kind)
+
         def client(c: int) -> Any:
             crng = random.Random(rng.random())
 
@@ -269,12 +272,34 @@ async def _drive(
             async def put(key: str, value: bytes, context: bytes | None) -> None:
                 await work.put(key, value, context, crng.choice(urls))
 
+            async def update(btype: str, key: str, op: dict[str, Any], ctx: bytes | None) -> None:
+                def send(c: AsyncClient) -> Awaitable[Any]:
+                    bucket = datatypes_work.BUCKET
+                    return c.update_datatype(btype, bucket, key, op, context=ctx, w="quorum")
+
+                await work.call(crng.choice(urls), send)
+
+            async def fetch(btype: str, key: str) -> Datatype:
+                def send(c: AsyncClient) -> Awaitable[Datatype]:
+                    return c.fetch_datatype(btype, datatypes_work.BUCKET, key)
+
+                return await work.call(crng.choice(urls), send)
+
             async def pause() -> None:
                 await asyncio.sleep(crng.uniform(0.0, 0.05))
 
-            return carts.cart_client(
-                history, c, keys, crng, get, put, lambda: loop.time() < end, pause
-            )
+            def going() -> bool:
+                return loop.time() < end
+
+            if settings.workload == "counters":
+                return datatypes_work.counter_client(
+                    history, ledger, c, keys, crng, update, going, pause
+                )
+            if settings.workload == "sets":
+                return datatypes_work.set_client(
+                    history, ledger, c, keys, crng, update, fetch, going, pause
+                )
+            return carts.cart_client(history, c, keys, crng, get, put, going, pause)
 
         tasks = [asyncio.ensure_future(client(c)) for c in range(settings.clients)]
         fault_task = asyncio.ensure_future(faults.run(end - 3)) if faults else None
@@ -292,21 +317,25 @@ async def _drive(
         healed = loop.time()
         converged_after: float | None = None
         unconverged: list[str] = list(keys)
+        btype = datatypes_work.TYPES.get(settings.workload, ("default", ""))[0]
+        bucket = BUCKET if settings.workload == "carts" else datatypes_work.BUCKET
         while loop.time() - healed < settings.converge_s:
-            unconverged = await asyncio.to_thread(_divergent, admin_urls, keys)
+            unconverged = await asyncio.to_thread(_divergent, admin_urls, keys, bucket, btype)
             if not unconverged:
                 converged_after = loop.time() - healed
                 break
             await asyncio.sleep(1.0)
-        final: dict[str, set[str]] = {}
+        final: dict[str, Any] = {}
         for key in keys:
             try:
-                obj = await work.clients[urls[0]].get(BUCKET, key, r="all", timeout_ms=8000)
+                final[key] = await _final(work.clients[urls[0]], settings.workload, key)
             except (ServiceError, aiohttp.ClientError, TimeoutError) as e:
                 history.bugs.append(f"final read of {key} failed: {e}")
-                continue
-            final[key] = set().union(*(carts.decode_set(s.content.value) for s in obj.live))
-    verdict = carts.check(history, final, unconverged if converged_after is None else [])
+    divergent = unconverged if converged_after is None else []
+    if settings.workload == "carts":
+        verdict = carts.check(history, final, divergent)
+    else:
+        verdict = datatypes_work.check(settings.workload, history, ledger, final, divergent)
     return Report(
         settings=settings,
         history=history,
@@ -317,7 +346,26 @@ async def _drive(
     )
 
 
-def _divergent(urls: list[str], keys: list[str]) -> list[str]:
+async def _final(client: AsyncClient, workload: str, key: str) -> Any:
+    """A key's final value, read from every replica."""
+    if workload == "carts":
+        obj = await client.get(BUCKET, key, r="all", timeout_ms=8000)
+        return set().union(*(carts.decode_set(s.content.value) for s in obj.live))
+    btype = datatypes_work.TYPES[workload][0]
+    got = await client.fetch_datatype(btype, datatypes_work.BUCKET, key, r="all", timeout_ms=8000)
+    return got.value if got.found else (0 if workload == "counters" else [])
+
+
+def _make_type(url: str, name: str, kind: str) -> None:
+    """The workload's bucket type, made and activated as an operator would."""
+    admin = AdminClient(url)
+    admin.request("POST", f"/admin/bucket-types/{name}", {"props": {"datatype": kind}})
+    admin.activate_bucket_type(name, wait_s=60)
+
+
+def _divergent(
+    urls: list[str], keys: list[str], bucket: str = BUCKET, btype: str = "default"
+) -> list[str]:
     """Keys whose primaries do not hold the same copy (context and sibling vtags)."""
     out = []
     by_node = {}
@@ -328,10 +376,11 @@ def _divergent(urls: list[str], keys: list[str]) -> list[str]:
             return list(keys)
     for key in keys:
         try:
-            primaries = get_json(f"{urls[0]}/admin/preflist/{BUCKET}/{key}", timeout=5)["primaries"]
+            where = f"{bucket}/{key}?type={btype}"
+            primaries = get_json(f"{urls[0]}/admin/preflist/{where}", timeout=5)["primaries"]
             copies = set()
             for p in primaries:
-                local = get_json(f"{by_node[p]}/admin/local/{BUCKET}/{key}", timeout=5)
+                local = get_json(f"{by_node[p]}/admin/local/{where}", timeout=5)
                 vtags = tuple(sorted(s["vtag"] for s in local.get("siblings", [])))
                 copies.add((local.get("context"), vtags))
         except (OSError, ValueError, KeyError):

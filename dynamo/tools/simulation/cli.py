@@ -1,10 +1,12 @@
 """``dynamo sim``: run many seeds of the whole-cluster simulation.
 
-    dynamo sim --seeds 1000 [--from 0] [--workers 2] [--scenario all|carts|outage]
-               [--bug ack-before-write|...]
+    dynamo sim --seeds 1000 [--from 0] [--workers 2]
+               [--scenario all|carts|outage|counters|sets] [--bug ack-before-write|...]
 
-Each seed runs the cart workload under random faults (``harness``) and the
-long-outage scenario of deleted keys (``outage``), or only the one named.
+Each seed runs the cart workload under random faults (``harness``), the
+long-outage scenario of deleted keys (``outage``) and the data type workloads
+(counter increments, set adds and removes: ``dynamo.tools.chaos.datatypes_work``)
+under the same kind of faults, or only the one named.
 Prints the rate (seeds per second), and for each failing seed its report and a
 shrunk schedule that still fails. ``dynamo sim --seed S`` replays one seed.
 """
@@ -21,15 +23,18 @@ from typing import Any
 from dynamo.tools.simulation.harness import BUGS, SimSettings, run, shrink
 from dynamo.tools.simulation.outage import run_outage
 
-SCENARIOS = ("all", "carts", "outage")
+SCENARIOS = ("all", "carts", "outage", "counters", "sets")
+WORKLOADS = ("carts", "counters", "sets")
 
 
 def _one(args: tuple[int, str | None, str]) -> tuple[int, bool, str]:
     seed, bug, scenario = args
     passed, reports = True, []
-    if scenario in ("all", "carts"):
-        outcome = run(seed, SimSettings(), bug=bug)
-        passed, reports = outcome.passed, [outcome.report()]
+    for workload in WORKLOADS:
+        if scenario in ("all", workload):
+            outcome = run(seed, SimSettings(workload=workload), bug=bug)
+            passed = passed and outcome.passed
+            reports.append(f"{workload}: {outcome.report()}")
     if scenario in ("all", "outage"):
         outage = run_outage(seed, bug=bug)
         passed = passed and outage.passed

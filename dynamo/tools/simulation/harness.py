@@ -28,10 +28,12 @@ from dynamo.node.config import NodeConfig, with_preset
 from dynamo.node.env import Env
 from dynamo.storage.memory import Disk, MemStore
 from dynamo.tools import carts
+from dynamo.tools.chaos import datatypes_work
+from dynamo.tools.simulation.clients import DATATYPE_BUCKET, SimClients
 from dynamo.tools.simulation.loop import Deadlock, Livelock, VirtualTimeLoop
 from dynamo.tools.simulation.network import NetConfig, Network, SimRpc
-from http_api.errors import ServiceError, Unavailable
-from http_api.types import Content, GetOptions, PutOptions
+from http_api.errors import Conflict, ServiceError
+from http_api.types import GetOptions, typed_bucket
 from ring.position import storage_key
 
 T = TypeVar("T")
@@ -67,6 +69,7 @@ class SimSettings:
     )
     node: tuple[tuple[str, Any], ...] = ()  # NodeConfig settings over the simulation's own
     first_release: tuple[str, ...] = ()  # nodes that speak the first release's protocol (v1)
+    workload: str = "carts"  # or "counters", "sets" (dynamo.tools.chaos.datatypes_work)
 
 
 def make_schedule(rng: random.Random, settings: SimSettings) -> list[Fault]:
@@ -266,68 +269,31 @@ async def _scenario(
     history = carts.History()
     keys = [f"k{i}" for i in range(settings.keys)]
 
-    def pick() -> str:
-        up = sim.up()
-        return up[rng.randrange(len(up))] if up else sim.ids[0]
-
-    async def get(key: str) -> tuple[list[bytes], bytes | None]:
-        node_id = pick()
-        node = sim.nodes.get(node_id)
-        if node is None:
-            raise carts.Indeterminate("node down")
-        try:
-            res = await sim.on(node_id, node.fetch(BUCKET, key.encode(), GetOptions()))
-        except Unavailable as e:
-            raise carts.Indeterminate(str(e))
-        except ServiceError as e:
-            raise carts.Refused(str(e))
-        except asyncio.CancelledError:
-            raise carts.Indeterminate("node crashed")
-        except Exception as e:
-            raise carts.ServerBug(f"{type(e).__name__}: {e}")
-        return [s.content.value for s in res.live], res.context or None
-
-    async def put(key: str, value: bytes, context: bytes | None) -> None:
-        node_id = pick()
-        node = sim.nodes.get(node_id)
-        if node is None:
-            raise carts.Indeterminate("node down")
-        content = Content(
-            value=value,
-            content_type="application/json",
-            last_modified_us=int((EPOCH + loop.time()) * 1e6),
-        )
-        try:
-            await sim.on(
-                node_id, node.store(BUCKET, key.encode(), content, context, PutOptions(w=2, dw=2))
-            )
-        except Unavailable as e:
-            raise carts.Indeterminate(str(e))
-        except ServiceError as e:
-            raise carts.Refused(str(e))
-        except asyncio.CancelledError:
-            raise carts.Indeterminate("node crashed")
-        except Exception as e:
-            raise carts.ServerBug(f"{type(e).__name__}: {e}")
+    work = SimClients(sim, rng, BUCKET, EPOCH)
+    ledger = datatypes_work.Ledger()
+    bucket = BUCKET
+    if settings.workload != "carts":
+        name, kind = datatypes_work.TYPES[settings.workload]
+        await make_type(sim, name, kind)
+        bucket = typed_bucket(name.encode(), DATATYPE_BUCKET)
 
     async def pause() -> None:
         await asyncio.sleep(rng.uniform(0.01, 0.1))
 
-    clients = [
-        asyncio.ensure_future(
-            carts.cart_client(
-                history,
-                c,
-                keys,
-                random.Random(seed * 1000 + c),
-                get,
-                put,
-                lambda: loop.time() < end,
-                pause,
+    def client(c: int) -> Awaitable[None]:
+        crng = random.Random(seed * 1000 + c)
+        going = lambda: loop.time() < end  # noqa: E731
+        if settings.workload == "counters":
+            return datatypes_work.counter_client(
+                history, ledger, c, keys, crng, work.update, going, pause
             )
-        )
-        for c in range(settings.clients)
-    ]
+        if settings.workload == "sets":
+            return datatypes_work.set_client(
+                history, ledger, c, keys, crng, work.update, work.fetch, going, pause
+            )
+        return carts.cart_client(history, c, keys, crng, work.get, work.put, going, pause)
+
+    clients = [asyncio.ensure_future(client(c)) for c in range(settings.clients)]
     for fault in schedule:
         await asyncio.sleep(max(0.0, start + fault.at - loop.time()))
         await apply_fault(sim, fault)
@@ -344,32 +310,54 @@ async def _scenario(
             await sim.start(n)
     healed = loop.time()
     converged_at: float | None = None
-    final: dict[str, set[str]] = {}
+    final: dict[str, Any] = {}
     divergent: list[str] = []
     while loop.time() - healed < settings.converge_s:
         await asyncio.sleep(0.5)
-        divergent = _divergent(sim, keys)
+        divergent = _divergent(sim, keys, bucket)
         if not divergent and sim.caught_up():
             converged_at = loop.time() - healed
             break
     node = sim.nodes[sim.ids[0]]
     for key in keys:
         try:
-            res = await node.fetch(BUCKET, key.encode(), GetOptions(r="all"))
-            final[key] = set().union(*(carts.decode_set(s.content.value) for s in res.live))
+            if settings.workload == "carts":
+                res = await node.fetch(BUCKET, key.encode(), GetOptions(r="all"))
+                final[key] = set().union(*(carts.decode_set(s.content.value) for s in res.live))
+            else:
+                got = await node.fetch_datatype(bucket, key.encode(), GetOptions(r="all"))
+                final[key] = got.value
         except ServiceError as e:
             history.bugs.append(f"final read of {key}: {e}")
-    verdict = carts.check(history, final, divergent)
+    if settings.workload == "carts":
+        verdict = carts.check(history, final, divergent)
+    else:
+        verdict = datatypes_work.check(settings.workload, history, ledger, final, divergent)
     for n in list(sim.nodes):
         sim.crash(n, power_loss=False)
     await asyncio.sleep(0)
     return Outcome(seed, schedule, history, verdict, converged_at, loop.time())
 
 
-def _divergent(sim: SimCluster, keys: list[str]) -> list[str]:
+async def make_type(sim: SimCluster, name: str, kind: str) -> None:
+    """Create a bucket type on one node and activate it once gossip has spread it."""
+    node = sim.nodes[sim.ids[0]]
+    await node.create_bucket_type(name, {"datatype": kind})
+    while True:
+        try:
+            await node.activate_bucket_type(name)
+        except Conflict:
+            await asyncio.sleep(0.1)
+            continue
+        break
+    while not all(n.cluster.types.get(name) for n in sim.nodes.values()):
+        await asyncio.sleep(0.1)
+
+
+def _divergent(sim: SimCluster, keys: list[str], bucket: bytes = BUCKET) -> list[str]:
     out = []
     for key in keys:
-        pos, objkey = storage_key(BUCKET, key.encode())
+        pos, objkey = storage_key(bucket, key.encode())
         ring = next(iter(sim.nodes.values())).cluster.ring
         copies = set()
         for p in ring.primaries(pos, 3):

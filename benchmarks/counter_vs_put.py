@@ -1,0 +1,86 @@
+"""Counter increments against plain PUTs of the same keys count, over HTTP and PB, on one
+3-node cluster, interleaved so both run in the same sitting: throughput, p99 and the
+nodes' CPU microseconds per request.
+
+    python benchmarks/counter_vs_put.py --rounds 3 --duration 15
+
+Each round runs ``dynamo bench`` (``pb_vs_http.bench``: the same load generator) with
+``--workload put`` (1 KiB blind PUTs, ``allow_mult`` false, Riak's reference write) and
+``--workload counter`` (``{"increment": 1}`` to a counter of a ``counter`` bucket type:
+the coordinator reads its state, applies the increment, and replicates the new state),
+alternating which goes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from pb_vs_http import bench, cpu_s  # puts the repository on sys.path
+
+from dynamo.tools.localcluster import LocalCluster, http
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=15)
+    p.add_argument("--keys", type=int, default=10_000)
+    p.add_argument("--value-bytes", type=int, default=1024)
+    p.add_argument("--connections", type=int, default=8)
+    args = p.parse_args()
+    rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="counter-vs-put-") as tmp:
+        cluster = LocalCluster(Path(tmp), 3, settings=["log_level=WARNING"])
+        try:
+            cluster.start()
+            cluster.wait_converged(timeout_s=60)
+            urls = ",".join(n.url for n in cluster.nodes)
+            props = json.dumps({"props": {"allow_mult": False}}).encode()
+            status, _, _ = http(
+                "PUT", urls.split(",")[0] + "/buckets/bench/props", props,
+                {"Content-Type": "application/json"},
+            )  # fmt: skip
+            assert status == 204, status
+            pids = [n.pid for n in cluster.nodes if n.pid]
+            for r in range(args.rounds):
+                order = ("put", "counter") if r % 2 == 0 else ("counter", "put")
+                for protocol in ("http", "pb"):
+                    for workload in order:
+                        c0 = sum(cpu_s(pid) for pid in pids)
+                        res = bench(urls, protocol, workload, args)
+                        used = sum(cpu_s(pid) for pid in pids) - c0
+                        total = res["requests"] + res["warmup"].get("requests", 0)
+                        row = (
+                            float(res["requests_per_s"]),
+                            float(res["latency_ms"]["p99"]),
+                            used / max(1, total) * 1e6,
+                        )
+                        rows.setdefault((workload, protocol), []).append(row)
+                        print(
+                            f"round {r + 1} {protocol:<4} {workload:<7} {row[0]:>8,.0f} req/s"
+                            f"  p99 {row[1]:.2f} ms  node CPU {row[2]:.0f} us/req"
+                            f"  errors {res['error_count']}",
+                            flush=True,
+                        )
+        finally:
+            cluster.stop()
+    print("\nmedians (3-node, same sitting):")
+    for protocol in ("http", "pb"):
+        put = [statistics.median(x) for x in zip(*rows[("put", protocol)], strict=True)]
+        inc = [statistics.median(x) for x in zip(*rows[("counter", protocol)], strict=True)]
+        print(
+            f"  {protocol.upper()}: PUT {put[0]:,.0f} req/s (p99 {put[1]:.1f} ms, {put[2]:.0f} us"
+            f" CPU/req), increment {inc[0]:,.0f} req/s (p99 {inc[1]:.1f} ms, {inc[2]:.0f} us"
+            f" CPU/req): increment/PUT throughput {inc[0] / put[0]:.2f}x, CPU"
+            f" {inc[2] / put[2]:.2f}x"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
