@@ -90,6 +90,7 @@ class Handlers:
         and is active."""
         btype: bytes = msg.type if msg.HasField("type") else DEFAULT_TYPE
         if btype != DEFAULT_TYPE:
+            convert.text(btype, "bucket type")
             self.svc.check_type(btype)
         return btype
 
@@ -136,6 +137,7 @@ class Handlers:
         return frame(Code.RESET_BUCKET_RESP)
 
     async def get_bucket_type(self, msg: core.RpbGetBucketTypeReq, conn: ConnState) -> bytes:
+        convert.text(msg.type, "bucket type")
         props = convert.props_to_pb(self.svc.type_props(msg.type))
         return frame(Code.GET_BUCKET_RESP, core.RpbGetBucketResp(props=props))
 

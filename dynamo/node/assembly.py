@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dynamo.kv import datatypes
+from dynamo.kv import crdt, datatypes
 from dynamo.kv import object as objects
 from dynamo.kv.coordinator import Coordinator
 from dynamo.kv.listing import Listing
@@ -80,7 +80,13 @@ class Node(TypedService):
             ),
         )
         self.replica = Replica(
-            self.db, env.rng, wallclock=env.wallclock, hint_ttl_s=config.hint_ttl_s
+            self.db,
+            env.rng,
+            wallclock=env.wallclock,
+            hint_ttl_s=config.hint_ttl_s,
+            crdt_limits=crdt.Limits(
+                max_elements=config.crdt_max_elements, max_depth=config.crdt_max_depth
+            ),
         )
         ssl_server = ssl_client = None
         if config.peer_tls_cert_file and config.peer_tls_key_file and config.peer_tls_ca_file:

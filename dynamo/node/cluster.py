@@ -26,7 +26,7 @@ import msgpack
 from dynamo.net import methods
 from dynamo.net.rpc import RpcAPI
 from dynamo.node import removal
-from dynamo.node.bucket_types import BucketTypes
+from dynamo.node.bucket_types import TYPE_ONLY_PROPS, BucketTypes
 from dynamo.node.config import NodeConfig
 from dynamo.node.env import REAL, Env
 from dynamo.storage.contract import StorageError, StoreAPI
@@ -442,12 +442,28 @@ class Cluster:
             base = self.types.base_props(btype.decode(), self._default_props)
         props = base
         if entry is not None and entry[1] is not None:
+            own = {k: v for k, v in entry[1].items() if k not in TYPE_ONLY_PROPS}
             try:
-                props = props_from_overrides(entry[1], base)
+                props = props_from_overrides(own, base)
             except ValueError as e:
                 log.error("bucket %r has invalid props from gossip (%s): using defaults", bucket, e)
         self._props_cache[bucket] = props
         return props
+
+    def _check_typed(self, bucket: bytes, props: dict[str, Any]) -> None:
+        """A bucket's props may not change what its bucket type fixes (as in Riak)."""
+        btype, _ = split_bucket(bucket)
+        base = self._default_props
+        if btype != DEFAULT_TYPE:
+            base = self.types.base_props(btype.decode(), self._default_props)
+        for name in TYPE_ONLY_PROPS:
+            if name in props and props[name] != base.extra.get(name):
+                raise ValueError(
+                    f"{name} belongs to the bucket type {btype.decode()!r}, not to one bucket:"
+                    " change it with dynamo bucket-type update (a datatype never changes)"
+                )
+        if base.extra.get("datatype") is not None and props.get("allow_mult") is False:
+            raise ValueError("a data type bucket merges values: leave allow_mult true")
 
     def set_bucket_props(self, bucket: bytes, overrides: dict[str, Any] | None) -> None:
         """Set (merge) or, with ``None``, reset a bucket's props; spread by gossip."""
@@ -458,6 +474,7 @@ class Cluster:
             current = self._overrides.get(name, (0.0, None))[1] or {}
             merged = {**current, **overrides}
             merged.pop("name", None)
+            self._check_typed(bucket, merged)
             props_from_overrides(merged, self._default_props)  # raises ValueError if invalid
         stamp = max(self.env.wallclock(), self._overrides.get(name, (0.0, None))[0] + 1e-6)
         membership.set_bucket_props(self.sb, name, merged, stamp)

@@ -116,6 +116,8 @@ class NodeConfig:
     max_concurrent_requests: int = 1024  # beyond it, 503 with Retry-After rather than a queue
     max_siblings: int = 100  # writes that would exceed it are refused with 409-ish 503
     sibling_warning: int = 25  # log a warning when a key reaches this many siblings
+    crdt_max_elements: int = 100_000  # a data type's set elements, map fields, pending removes
+    crdt_max_depth: int = 8  # maps nested in maps, at most this deep
     block_cache_bytes: int = 32 * MIB  # RocksDB read cache
     write_buffer_bytes: int = 8 * MIB  # RocksDB memtable size
     log_level: str = "INFO"
@@ -160,6 +162,8 @@ class NodeConfig:
             "max_concurrent_requests",
             "pb_max_connections",
             "max_siblings",
+            "crdt_max_elements",
+            "crdt_max_depth",
             "block_cache_bytes",
             "write_buffer_bytes",
         ):
@@ -194,6 +198,8 @@ class NodeConfig:
             raise bad("rpc_max_protocol_version", "use 1 (the first release's) or 2")
         if self.rpc_max_frame_bytes < 4 * MIB:
             raise bad("rpc_max_frame_bytes", "use at least 4 MiB (4194304)")
+        if self.crdt_max_depth > 32:
+            raise bad("crdt_max_depth", "use 1 to 32 (maps nested deeper are refused on decode)")
         if self.max_stored_object_bytes > self.rpc_max_frame_bytes - MIB:
             raise bad(
                 "max_stored_object_bytes",

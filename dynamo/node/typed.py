@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 DEFAULT_HLL_PRECISION = 14
 
 
+def _name(btype: bytes) -> str:
+    try:
+        return btype.decode()
+    except UnicodeDecodeError:
+        raise BadRequest("the bucket type is not UTF-8: bucket type names are text")
+
+
 class TypedService:
     """Bucket types and data types, over the node's cluster view and coordinator."""
 
@@ -44,16 +51,17 @@ class TypedService:
         if btype == DEFAULT_TYPE:
             return
         try:
-            self.cluster.types.active(btype.decode())
+            self.cluster.types.active(_name(btype))
         except BucketTypeError as e:
             raise NotFound(str(e))
 
     def type_props(self, btype: bytes) -> BucketProps:
         if btype == DEFAULT_TYPE:
             return self.cluster.default_props()
-        if self.cluster.types.get(btype.decode()) is None:
-            raise NotFound(f"bucket type {btype.decode()!r} does not exist")
-        return self.cluster.types.base_props(btype.decode(), self.cluster.default_props())
+        name = _name(btype)
+        if self.cluster.types.get(name) is None:
+            raise NotFound(f"bucket type {name!r} does not exist")
+        return self.cluster.types.base_props(name, self.cluster.default_props())
 
     def datatype_of(self, bucket: bytes) -> str | None:
         d = self.cluster.bucket_props(bucket).extra.get("datatype")

@@ -227,3 +227,37 @@ def test_bucket_type_lifecycle_through_the_cli(cluster: LocalCluster) -> None:
     assert "counter" in bad.stderr
     with Client(cluster[0].url) as client, pytest.raises(BadRequest, match="plain objects"):
         client.counter("default", "b", "k").reload()
+
+
+def test_limits_and_typed_bucket_props(make_cluster: MakeCluster) -> None:
+    c = make_cluster(1, settings=("crdt_max_elements=3", "crdt_max_depth=2"))
+    for name, kind in (("sets", "set"), ("maps", "map")):
+        assert cli(c, "bucket-type", "create", name, json.dumps({"props": {"datatype": kind}}))
+        assert cli(c, "bucket-type", "activate", name).returncode == 0
+    with Client(c[0].url) as client:
+        s = client.set("sets", "b", "k")
+        for e in "abcd":
+            s.add(e)
+        with pytest.raises(BadRequest, match="max_elements"):
+            s.store()
+        m = client.map("maps", "b", "k")
+        m.maps["a"].maps["b"].registers["c"].assign("too deep")
+        with pytest.raises(BadRequest, match="max_depth"):
+            m.store()
+        m = client.map("maps", "b", "k")
+        m.maps["a"].registers["c"].assign("fine")
+        m.store()
+        assert m.value == {"a_map": {"c_register": "fine"}}
+    # A typed bucket's own props, over HTTP as Riak: from the type's, then its own.
+    status, body = raw(c, "GET", "/types/sets/props")
+    assert status == 200
+    assert json.loads(body)["props"]["datatype"] == "set"
+    status, _ = raw(c, "PUT", "/types/sets/buckets/b/props", {"props": {"n_val": 1}})
+    assert status == 204
+    status, body = raw(c, "GET", "/types/sets/buckets/b/props")
+    props = json.loads(body)["props"]
+    assert (props["n_val"], props["datatype"]) == (1, "set")
+    for change in ({"datatype": "map"}, {"allow_mult": False}):
+        status, text = raw(c, "PUT", "/types/sets/buckets/b/props", {"props": change})
+        assert status == 400, text
+        assert "bucket-type" in text or "allow_mult" in text
