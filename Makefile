@@ -44,7 +44,11 @@ test: $(VENV)/.installed-test $(RIAK_VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	# The pure layers (no sockets, no processes) on every core; then the layers with
+	# real sockets and node processes one test at a time, so no test's timing competes
+	# with another's.
+	$(BIN)/pytest -n auto tests/unit tests/sim
+	$(BIN)/pytest tests/integration tests/lab tests/cluster tests/chaos
 
 unit: $(VENV)/.installed-test
 	$(BIN)/pytest tests/unit

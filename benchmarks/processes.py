@@ -27,8 +27,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dynamo.tools.hosts import HostCluster, LocalSpawner, local_addrs, put_props  # noqa: E402
-from dynamo.tools.localcluster import free_ports, wait_for  # noqa: E402
+from dynamo.tools.hosts import (  # noqa: E402
+    HostCluster,
+    LocalSpawner,
+    free_local_base,
+    local_addrs,
+    put_props,
+)
+from dynamo.tools.localcluster import wait_for  # noqa: E402
 from http_api.admin import get_json  # noqa: E402
 
 
@@ -49,7 +55,7 @@ def tree_cpu_s(pid: int) -> float:
 
 
 def run_one(processes: int, workload: str, args: argparse.Namespace) -> dict[str, Any]:
-    base = free_ports(1)[0] // 100 * 100
+    base = free_local_base(1, processes)
     with tempfile.TemporaryDirectory(prefix="procs-") as tmp:
         addrs = local_addrs(1, base)
         hosts = HostCluster(Path(tmp), addrs, processes, LocalSpawner(), ["log_level=WARNING"])

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from dynamo.tools.localcluster import http, wait_for
+from dynamo.tools.localcluster import free_port_block, http, wait_for
 from http_api.admin import get_json
 
 HTTP_PORT, PB_PORT, PEER_PORT, ADMIN_PORT = 8098, 8087, 8099, 9098
@@ -254,6 +254,12 @@ def local_addrs(hosts: int, base_port: int) -> list[HostAddr]:
                  base_port + 100 * h + 2, base_port + 100 * h + 50)
         for h in range(hosts)
     ]  # fmt: skip
+
+
+def free_local_base(hosts: int, processes: int) -> int:
+    """A base port for :func:`local_addrs` whose every derived port is free now."""
+    per_host = [0, 1, *range(2, 2 + processes), *range(50, 50 + processes)]
+    return free_port_block([100 * h + off for h in range(hosts) for off in per_host])
 
 
 def lab_addrs(lab: Any) -> list[HostAddr]:

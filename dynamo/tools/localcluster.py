@@ -7,6 +7,7 @@ Every wait polls a condition with a deadline; nothing sleeps on luck.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -47,18 +48,51 @@ def wait_for(
         time.sleep(interval_s)
 
 
-def free_ports(n: int) -> list[int]:
-    """Ports the kernel reports free now (bound then released together, so distinct)."""
-    socks = []
+def _unclaimable_ports() -> range:
+    """Ports below the kernel's ephemeral range (where outgoing connections take
+    their local ports), so a port found free stays free until a node binds it."""
     try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(20000, max(low, 21000))
+
+
+_handed_out: set[int] = set()  # never hand the same port out twice in one process
+_port_rng = random.Random()
+
+
+def free_port_block(offsets: Sequence[int]) -> int:
+    """A base port for which every ``base + offset`` is free now, chosen outside the
+    ephemeral range and never handed out before by this process."""
+    pool = _unclaimable_ports()
+    if len(_handed_out) > len(pool) // 2:
+        _handed_out.clear()
+    span = max(offsets)
+    for _ in range(10_000):
+        base = _port_rng.randrange(pool.start, pool.stop - span)
+        ports = [base + off for off in offsets]
+        if any(p in _handed_out for p in ports):
+            continue
+        socks: list[socket.socket] = []
+        try:
+            for p in ports:
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        _handed_out.update(ports)
+        return base
+    raise RuntimeError(f"no free ports at offsets {list(offsets)} in {pool}")
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free now (see :func:`free_port_block`)."""
+    return [free_port_block([0]) for _ in range(n)]
 
 
 def http(

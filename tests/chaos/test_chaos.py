@@ -1,4 +1,4 @@
-"""About a minute of real chaos: five nodes, kills, stops, restarts, a partition."""
+"""Half a minute of real chaos: five nodes, kills, stops, restarts, a partition."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(360)]  # 6x a slowish day's
 def test_five_nodes_lose_no_acknowledged_write_under_faults() -> None:
     settings = ChaosSettings(
         nodes=5,
-        duration_s=35,
+        duration_s=25,
         seed=7,
         clients=6,
         keys=12,

@@ -1,4 +1,4 @@
-"""A minute of chaos in the network lab (root): hosts of two node processes each, silent
+"""Half a minute of chaos in the network lab (root): hosts of two node processes each, silent
 partitions (symmetric, asymmetric, flapping), hosts lost whole and paused."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def test_lab_hosts_lose_no_acknowledged_write_under_network_faults() -> None:
         nodes=3,
         processes=2,
         lab=True,
-        duration_s=45,
+        duration_s=30,
         seed=11,
         clients=6,
         keys=12,

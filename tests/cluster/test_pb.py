@@ -95,7 +95,7 @@ def test_the_async_pb_client(cluster: LocalCluster) -> None:
             assert (await c.get("async-pb", "k")).value == b"text value"
             key = await c.post("async-pb", b"server chooses")
             assert (await c.get("async-pb", key)).value == b"server chooses"
-            assert await c.delete("async-pb", "k")
+            assert await c.delete("async-pb", "k", w="all")  # every replica, before listing
             assert not (await c.get("async-pb", "k")).exists
             assert sorted(await c.list_keys("async-pb")) == [key]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dynamo.tools.hosts import HostCluster, LocalSpawner, local_addrs
-from dynamo.tools.localcluster import free_ports, http, wait_for
+from dynamo.tools.hosts import HostCluster, LocalSpawner, free_local_base, local_addrs
+from dynamo.tools.localcluster import http, wait_for
 from http_api.admin import get_json
 from pb_api.client import PbClient
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[HostCluster]:
-    base = free_ports(1)[0] // 100 * 100
+    base = free_local_base(1, 2)
     hc = HostCluster(tmp_path, local_addrs(1, base), 2, LocalSpawner(), ["preset=local"])
     try:
         hc.start()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dynamo.tools.localcluster import free_ports, http, wait_for
+from dynamo.tools.localcluster import free_port_block, http, wait_for
 from http_api.admin import get_json
 from pb_api.client import PbClient
 
@@ -18,27 +18,7 @@ pytestmark = pytest.mark.cluster
 
 def _consecutive_free(n: int) -> int:
     """A base port with ``n`` free ports above it (1000 above that for peers, 2000 for PB)."""
-
-    def try_base() -> int | None:
-        base = free_ports(1)[0]
-        if base + 2000 + n > 65535:
-            return None
-        import socket
-
-        socks = []
-        try:
-            for p in [base + i + off for i in range(n) for off in (0, 1000, 2000)]:
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-        except OSError:
-            return None
-        finally:
-            for s in socks:
-                s.close()
-        return base
-
-    return wait_for(try_base, 10, "a free port range", interval_s=0.01)
+    return free_port_block([i + off for i in range(n) for off in (0, 1000, 2000)])
 
 
 def test_up_starts_a_cluster_and_ctrl_c_stops_it(tmp_path: Path) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import socket
 import struct
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from dynamo.tools.chaos.proxy import TASK_PREFIX, FaultyLink, LinkFaults, LinkMesh, parse_addr
+from dynamo.tools.localcluster import free_ports
 
 SEED = 20240611
 WAIT_S = 5.0  # bound on every wait that should succeed at once
@@ -287,10 +287,7 @@ def test_bad_fault_values_name_the_argument() -> None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+    return free_ports(1)[0]
 
 
 async def test_unreachable_target_resets_the_client(dialer: Dialer) -> None:

@@ -28,7 +28,7 @@ from http_api.types import Content, GetOptions, PutOptions
 
 pytestmark = pytest.mark.sim
 
-SEEDS = int(os.environ.get("DYNAMO_SIM_SEEDS", "200"))
+SEEDS = int(os.environ.get("DYNAMO_SIM_SEEDS", "100"))
 # Seeds run in chunks, one test each, so that no test's outcome depends on how fast
 # the machine is today: a chunk takes ~2.5 s on a normal day, ~10 s on a slow one,
 # far inside the per-test timeout, and a slow day costs time, not a failure.
@@ -47,7 +47,7 @@ def test_seeds_pass(first: int) -> None:
     assert not failures, "\n".join(failures[:3])
 
 
-DATATYPE_SEEDS = int(os.environ.get("DYNAMO_SIM_DATATYPE_SEEDS", "30"))
+DATATYPE_SEEDS = int(os.environ.get("DYNAMO_SIM_DATATYPE_SEEDS", "20"))
 
 
 @pytest.mark.parametrize("workload", ["counters", "sets"])

@@ -58,3 +58,21 @@ def test_without_the_hook_the_next_test_pays(pytester: pytest.Pytester) -> None:
     result = _run(pytester, with_conftest=False)
     result.stdout.fnmatch_lines(["*test_next*"])
     assert result.parseoutcomes().get("passed", 0) == 0, result.stdout.str()
+
+
+def test_make_test_runs_every_test_directory() -> None:
+    """``make test`` runs pytest twice (pure layers in parallel, the rest one at a time):
+    a new test directory must be named in one of the two runs, or it never runs."""
+    root = Path(__file__).parents[2]
+    makefile = (root / "Makefile").read_text()
+    target = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    named = {
+        word.rstrip("/")
+        for line in target.splitlines()
+        if "/pytest" in line
+        for word in line.split()
+        if word.startswith("tests/")
+    }
+    with_tests = {str(p.parent.relative_to(root)) for p in (root / "tests").glob("*/test_*.py")}
+    assert with_tests, "no test files found"
+    assert with_tests <= named, f"not run by make test: {sorted(with_tests - named)}"
