@@ -288,3 +288,9 @@ def _unit() -> configparser.ConfigParser:
 
 def _exec_start() -> list[str]:
     return shlex.split(_unit()["Service"]["ExecStart"])
+
+
+def _labels(sts: Mapping[str, Any]) -> dict[str, str]:
+    """The labels of a StatefulSet's pods."""
+    labels: dict[str, str] = sts["spec"]["template"]["metadata"]["labels"]
+    return labels

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dynamo.node import config as config_mod
-from tests.support.deploy import _pod_config, _pod_names, _statefulset
+from tests.support.deploy import _pod_config, _pod_names, _statefulset, _statefulsets
 
 
 @pytest.fixture
@@ -18,10 +18,17 @@ def secret_file(tmp_path: Path) -> Path:
     return path
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test taking ``statefulset`` runs once per zone's StatefulSet."""
+    if "statefulset" in metafunc.fixturenames:
+        names = [s["metadata"]["name"] for s in _statefulsets()]
+        metafunc.parametrize("statefulset", names, indirect=True)
+
+
 @pytest.fixture
 def statefulset(request: pytest.FixtureRequest) -> dict[str, Any]:
     """One StatefulSet of the manifests, by the name a test module's
-    ``pytest_generate_tests`` parametrizes it with (one run per zone)."""
+    ``pytest_generate_tests`` above parametrizes it with (one run per zone)."""
     name = getattr(request, "param", None)
     assert isinstance(name, str), "parametrize `statefulset` with the StatefulSets' names"
     return _statefulset(name)
