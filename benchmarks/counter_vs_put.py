@@ -5,7 +5,8 @@ nodes' CPU microseconds per request.
     python benchmarks/counter_vs_put.py --rounds 3 --duration 15
 
 Each round runs ``dynamo bench`` (``pb_vs_http.bench``: the same load generator) with
-``--workload put`` (1 KiB blind PUTs, ``allow_mult`` false, Riak's reference write) and
+``--workload put`` (blind PUTs, ``allow_mult`` false, Riak's reference write, of values as
+large as a counter's stored state once three nodes have incremented it) and
 ``--workload counter`` (``{"increment": 1}`` to a counter of a ``counter`` bucket type:
 the coordinator reads its state, applies the increment, and replicates the new state),
 alternating which goes first.
@@ -14,6 +15,7 @@ alternating which goes first.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import statistics
 import sys
@@ -22,6 +24,8 @@ from pathlib import Path
 
 from pb_vs_http import bench, cpu_s  # puts the repository on sys.path
 
+from dynamo.tools.bench.config import Target
+from dynamo.tools.bench.runner import counter_type
 from dynamo.tools.localcluster import LocalCluster, http
 
 
@@ -30,7 +34,9 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=15)
     p.add_argument("--keys", type=int, default=10_000)
-    p.add_argument("--value-bytes", type=int, default=1024)
+    p.add_argument(
+        "--value-bytes", type=int, default=0, help="PUT value size (default: a counter's state)"
+    )
     p.add_argument("--connections", type=int, default=8)
     args = p.parse_args()
     rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
@@ -46,6 +52,9 @@ def main() -> int:
                 {"Content-Type": "application/json"},
             )  # fmt: skip
             assert status == 204, status
+            if not args.value_bytes:
+                args.value_bytes = counter_state_bytes(urls.split(","))
+            print(f"PUT values of {args.value_bytes} bytes", flush=True)
             pids = [n.pid for n in cluster.nodes if n.pid]
             for r in range(args.rounds):
                 order = ("put", "counter") if r % 2 == 0 else ("counter", "put")
@@ -80,6 +89,23 @@ def main() -> int:
             f" {inc[2] / put[2]:.2f}x"
         )
     return 0
+
+
+def counter_state_bytes(urls: list[str]) -> int:
+    """The stored size of a counter's state after one increment through each node (each
+    coordinator adds its actor), as one replica holds it."""
+    bucket_type = "counters"
+    host, _, port = urls[0].removeprefix("http://").rpartition(":")
+    counter_type(Target(host, int(port)), bucket_type)
+    json_type = {"Content-Type": "application/json"}
+    for url in urls:
+        path = f"{url}/types/{bucket_type}/buckets/probe/datatypes/k"
+        status, _, text = http("POST", path, b'{"increment": 1}', json_type)
+        assert status in (200, 204), (status, text)
+    status, _, text = http("GET", f"{urls[0]}/admin/local/probe/k?type={bucket_type}")
+    assert status == 200, (status, text)
+    siblings = json.loads(text)["siblings"]
+    return sum(len(base64.b64decode(s["value_b64"])) for s in siblings)
 
 
 if __name__ == "__main__":
