@@ -86,6 +86,18 @@ class AdminClient:
     def aae(self) -> Any:
         return self.get("/admin/aae")
 
+    def health(self) -> tuple[bool, list[str]]:
+        """Whether the node takes writes, and if not why (``/admin/health``)."""
+        try:
+            return True, list(self.get("/admin/health")["reasons"])
+        except AdminError as e:
+            if e.status != 503:
+                raise
+            try:
+                return False, list(json.loads(e.text)["reasons"])
+            except (ValueError, KeyError, TypeError):
+                return False, [str(e)]
+
     def preflist(self, bucket: str, key: str) -> Any:
         return self.get(f"/admin/preflist/{_quote(bucket)}/{_quote(key)}")
 

@@ -381,6 +381,13 @@ class Api:
     async def admin_handoff(self, request: web.Request) -> web.Response:
         return _json(self.svc.handoff())
 
+    async def admin_health(self, request: web.Request) -> web.Response:
+        """Readiness, unlike ``/ping`` (liveness): 503 with the reasons while this node
+        cannot take writes (a full disk, no cluster yet); it may still serve reads."""
+        reasons = self.svc.health()
+        body = {"status": "unavailable" if reasons else "ok", "reasons": reasons}
+        return _json(body, status=503 if reasons else 200)
+
     async def admin_aae(self, request: web.Request) -> web.Response:
         return _json(self.svc.aae())
 
@@ -446,6 +453,7 @@ def make_app(
     r.add_get("/admin/members", api.admin_members)
     r.add_get("/admin/ring", api.admin_ring)
     r.add_get("/admin/handoff", api.admin_handoff)
+    r.add_get("/admin/health", api.admin_health)
     r.add_get("/admin/aae", api.admin_aae)
     r.add_post("/admin/join", api.admin_join)
     r.add_post("/admin/leave", api.admin_leave)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from dynamo.kv import crdt, datatypes
 from dynamo.kv import object as objects
-from dynamo.kv.coordinator import Coordinator
+from dynamo.kv.coordinator import NOT_IN_A_CLUSTER, Coordinator
 from dynamo.kv.listing import Listing
 from dynamo.kv.peer_handlers import PeerHandlers
 from dynamo.kv.replica import Replica
@@ -339,6 +339,8 @@ class Node(TypedService):
             hints_pending=sum(pending.values()),
             node_uptime_s=round(now - self.started_at),
             storage_seq=self.db.seq,
+            storage_write_failures_total=self.db.write_failures_total,
+            storage_writes_refused=int(self.db.write_refusal is not None),
             rpc_calls_total=self.rpc.stats.calls,
             rpc_timeouts_total=self.rpc.stats.timeouts,
             rpc_protocol_errors_total=self.rpc.stats.protocol_errors,
@@ -376,6 +378,14 @@ class Node(TypedService):
 
     def handoff(self) -> dict[str, Any]:
         return {"hints_pending": self.db.hint_counts(), "transfers": self.ownership.transfers()}
+
+    def health(self) -> list[str]:
+        reasons = []
+        if self.db.write_refusal is not None:
+            reasons.append(f"storage refuses writes: {self.db.write_refusal}")
+        if not len(self.cluster.ring):
+            reasons.append(NOT_IN_A_CLUSTER)
+        return reasons
 
     def aae(self) -> dict[str, Any]:
         return self.ownership.aae_status()

@@ -81,6 +81,11 @@ class Maintenance:
     async def run(self) -> None:
         while True:
             try:
+                # While the disk refuses writes, a small write now and then tells when
+                # it takes them again; reaping and cleanup wait until it does.
+                if not self.store.probe_write():
+                    await asyncio.sleep(self.interval_s)
+                    continue
                 self.reap(self.env.wallclock())
                 self.expire_markers(self.env.wallclock())
                 if self.cleanup_pending and not self.leaving():

@@ -65,6 +65,7 @@ COUNTERS = {
     "siblings_refused_total": "Writes refused for exceeding the sibling limit",
     "too_large_refused_total": "Writes refused for making a stored object too large",
     "hints_expired_total": "Hints dropped unsent for outliving hint_ttl_s",
+    "storage_write_failures_total": "Writes the storage refused (a full disk, an I/O error)",
     "aae_failed_rounds_total": "Anti-entropy rounds that failed",
     "aae_objects_oversized_total": "Objects too large for one message, skipped by anti-entropy",
     "pbc_connects_total": "Riak PB connections opened",
@@ -74,6 +75,7 @@ COUNTERS = {
 }
 GAUGES = {
     "hints_pending": "Hints held for other nodes",
+    "storage_writes_refused": "1 while the storage refuses writes (see /admin/health), else 0",
     "aae_lag_max": "Largest anti-entropy lag behind a peer, in log entries",
     "transfers_in_progress": "Hint deliveries and leave transfers running",
     "node_uptime_s": "Seconds since the node started",

@@ -38,6 +38,8 @@ META_INCARNATION = b"incarnation"
 META_SEQ_FLOOR = b"seq_floor"
 META_CLEAN = b"clean_shutdown"  # present only while the store is closed cleanly
 META_SEQ_LEASE = b"seq_lease"  # seqs up to it may have been handed out: never reuse them
+META_PROBE = b"write_probe"  # written now and then while writes fail, to see them work again
+NO_SPACE = "No space left on device"  # in the error of a write the full disk refused
 SEQ_LEASE_BLOCK = 10_000
 TOMB_PREFIX = b"tomb/"  # + objects key -> seq: tombstones the reaper walks
 REAPED_PREFIX = b"reaped/"  # + objects key -> marker: the history of a reaped tombstone
@@ -47,6 +49,10 @@ _U64 = struct.Struct(">Q")
 
 class StorageError(Exception):
     """RocksDB refused an operation (disk full, I/O error, closed)."""
+
+
+class DiskFull(StorageError):
+    """The disk has no space left: writes fail until space returns, reads still work."""
 
 
 def u64(n: int) -> bytes:
@@ -106,6 +112,38 @@ class StoreAPI(abc.ABC):
     closed: bool
     clean_start: bool  # the last run closed the store; False after kill -9 or power loss
     _seq_lease: int
+    write_refusal: str | None = None  # why writes fail, from the first failure to a success
+    write_failures_total: int = 0
+
+    def _write_failed(self, e: BaseException) -> StorageError:
+        """Record a failed write; the error to raise (``DiskFull`` when out of space).
+        Logged when writes start failing and then every 1,000th time, not per write."""
+        text = str(e) or type(e).__name__
+        self.write_failures_total += 1
+        if self.write_refusal is None or self.write_failures_total % 1000 == 0:
+            log.error("storage write failed (%d so far): %s", self.write_failures_total, text)
+        self.write_refusal = text
+        if NO_SPACE in text:
+            return DiskFull(
+                f"this node's disk is full: it serves reads, and takes writes again once space"
+                f" is freed ({text})"
+            )
+        return StorageError(f"write failed: {text}")
+
+    def _writes_work(self) -> None:
+        """A write succeeded after failures (callers check ``write_refusal`` first)."""
+        log.warning("storage writes work again (%d refused)", self.write_failures_total)
+        self.write_refusal = None
+
+    def probe_write(self) -> bool:
+        """While writes fail: try a small one. True once writes work again."""
+        if self.write_refusal is None:
+            return True
+        try:
+            self._apply([(CF_META, META_PROBE, b"1")])
+        except StorageError:
+            return False
+        return self.write_refusal is None
 
     @abc.abstractmethod
     def _apply(self, ops: list[Op], sync: bool = False) -> None:

@@ -26,6 +26,7 @@ from dynamo.storage.contract import (
     META_NODE_ID,
     META_SEQ_FLOOR,
     META_SEQ_LEASE,
+    NO_SPACE,
     REAPED_PREFIX,
     Op,
     StorageError,
@@ -53,6 +54,7 @@ class MemStore(StoreAPI):
         self._live: dict[str, SortedDict] = {f: SortedDict(self.disk.families[f]) for f in FAMILIES}
         self._journal: list[Op] = []
         self.closed = False
+        self.disk_full = False  # set by a test: writes fail as on a full disk
         self.syncs = 0
         meta = self._live["meta"]
         stored = meta.get(META_NODE_ID)
@@ -79,6 +81,10 @@ class MemStore(StoreAPI):
     def _apply(self, ops: list[Op], sync: bool = False) -> None:
         if self.closed:
             raise StorageError("the store is closed")
+        if self.disk_full:
+            raise self._write_failed(OSError(f"IO error: {NO_SPACE}"))
+        if self.write_refusal is not None:
+            self._writes_work()
         for fam, key, value in ops:
             if value is None:
                 self._live[fam].pop(key, None)

@@ -284,8 +284,9 @@ class Store(StoreAPI):
         try:
             self._db.write(wb, self._sync_wo if sync else self._wo)
         except Exception as e:
-            log.error("rocksdb write failed: %s", e)
-            raise StorageError(f"write failed: {e}") from e
+            raise self._write_failed(e) from e
+        if self.write_refusal is not None:
+            self._writes_work()
 
     async def sync_wal(self) -> None:
         """Return once every write made before this call is on disk (group commit)."""
@@ -304,10 +305,10 @@ class Store(StoreAPI):
                     await loop.run_in_executor(self._executor, self._db.flush_wal, True)
                     self.syncs += 1
                 except Exception as e:
-                    log.error("WAL sync failed: %s", e)
+                    err = self._write_failed(e)
                     for f in batch:
                         if not f.done():
-                            f.set_exception(StorageError(f"sync failed: {e}"))
+                            f.set_exception(type(err)(f"sync failed: {e}"))
                     continue
                 for f in batch:
                     if not f.done():

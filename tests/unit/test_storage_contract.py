@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
 from dynamo.kv import dvvset
 from dynamo.kv import object as objects
-from dynamo.storage.contract import StorageError, StoreAPI
+from dynamo.storage.contract import NO_SPACE, DiskFull, StorageError, StoreAPI
 from dynamo.storage.memory import Disk, MemStore
 from dynamo.storage.rocksdb import Store
 from http_api.types import Content
+from tests.support.small_fs import fill, small_filesystem
 
 
 class Opener(Protocol):
@@ -189,3 +191,80 @@ async def test_what_was_written_before_a_clean_close_is_there_after_it(
     assert again.get_meta(b"name") == b"value"
     with pytest.raises(StorageError):
         s.put_meta(b"closed", b"x")
+
+
+# --- A full disk -------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "rocksdb"])
+def full_disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[StoreAPI, Any]]:
+    """A store and a switch: ``switch(True)`` fills its disk, ``switch(False)`` frees it.
+    RocksDB's disk is a small tmpfs filled by a file (root only)."""
+    if request.param == "memory":
+        mem = MemStore("n1", Disk(), random.Random(1))
+
+        def switch_mem(full: bool) -> None:
+            mem.disk_full = full
+
+        yield mem, switch_mem
+        mem.close()
+        return
+    with small_filesystem(tmp_path / "small", 16) as root:
+        store = Store(root / "db", "n1")
+        filler: list[Path] = []
+
+        def switch_rocksdb(full: bool) -> None:
+            if full:
+                filler.append(fill(root, 256 * 1024))
+            else:
+                filler.pop().unlink()
+
+        try:
+            yield store, switch_rocksdb
+        finally:
+            store.close()
+
+
+def _fill_until_refused(s: StoreAPI) -> DiskFull:
+    value = b"x" * 65536
+    for i in range(1000):  # RocksDB: until the WAL no longer fits
+        try:
+            s.put(key(100 + i), obj(value), None)
+        except DiskFull as e:
+            return e
+    raise AssertionError("1,000 writes of 64 KiB and the full disk refused none")
+
+
+def _refusal(s: StoreAPI) -> str | None:
+    return s.write_refusal
+
+
+def _values(s: StoreAPI, k: bytes) -> list[bytes]:
+    got = s.get(k)
+    assert got is not None
+    return [c.value for c in dvvset.values(got[0])]
+
+
+def test_a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself(
+    full_disk: tuple[StoreAPI, Any],
+) -> None:
+    s, switch = full_disk
+    s.put(key(1), obj(b"before"), None)
+    switch(True)
+    refused = _fill_until_refused(s)
+    assert "disk is full" in str(refused)
+    assert s.write_refusal is not None
+    assert NO_SPACE in s.write_refusal
+    failures = s.write_failures_total
+    assert failures >= 1
+    assert not s.probe_write()
+    assert s.write_failures_total > failures  # the probe was refused too, and counted
+    assert _values(s, key(1)) == [b"before"]
+    switch(False)
+    deadline = time.monotonic() + 30  # RocksDB resumes from a no-space error by itself
+    while not s.probe_write():
+        assert time.monotonic() < deadline, f"writes still refused: {s.write_refusal}"
+        time.sleep(0.1)
+    assert _refusal(s) is None  # (a call: mypy narrowed the attribute to str above)
+    s.put(key(2), obj(b"after"), None)
+    assert _values(s, key(2)) == [b"after"]
