@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from pb_vs_http import bench, cpu_s  # puts the repository on sys.path
+from pb_vs_http import Row, measured, medians  # puts the repository on sys.path
 
 from dynamo.tools.bench.config import Target
 from dynamo.tools.bench.runner import counter_type
@@ -39,7 +38,7 @@ def main() -> int:
     )
     p.add_argument("--connections", type=int, default=8)
     args = p.parse_args()
-    rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    rows: dict[tuple[str, str], list[Row]] = {}
     with tempfile.TemporaryDirectory(prefix="counter-vs-put-") as tmp:
         cluster = LocalCluster(Path(tmp), 3, settings=["log_level=WARNING"])
         try:
@@ -60,28 +59,14 @@ def main() -> int:
                 order = ("put", "counter") if r % 2 == 0 else ("counter", "put")
                 for protocol in ("http", "pb"):
                     for workload in order:
-                        c0 = sum(cpu_s(pid) for pid in pids)
-                        res = bench(urls, protocol, workload, args)
-                        used = sum(cpu_s(pid) for pid in pids) - c0
-                        total = res["requests"] + res["warmup"].get("requests", 0)
-                        row = (
-                            float(res["requests_per_s"]),
-                            float(res["latency_ms"]["p99"]),
-                            used / max(1, total) * 1e6,
-                        )
+                        row = measured(urls, protocol, workload, args, pids)
                         rows.setdefault((workload, protocol), []).append(row)
-                        print(
-                            f"round {r + 1} {protocol:<4} {workload:<7} {row[0]:>8,.0f} req/s"
-                            f"  p99 {row[1]:.2f} ms  node CPU {row[2]:.0f} us/req"
-                            f"  errors {res['error_count']}",
-                            flush=True,
-                        )
+                        print(f"round {r + 1} {protocol:<4} {workload:<7} {row}", flush=True)
         finally:
             cluster.stop()
     print("\nmedians (3-node, same sitting):")
     for protocol in ("http", "pb"):
-        put = [statistics.median(x) for x in zip(*rows[("put", protocol)], strict=True)]
-        inc = [statistics.median(x) for x in zip(*rows[("counter", protocol)], strict=True)]
+        put, inc = medians(rows[("put", protocol)]), medians(rows[("counter", protocol)])
         print(
             f"  {protocol.upper()}: PUT {put[0]:,.0f} req/s (p99 {put[1]:.1f} ms, {put[2]:.0f} us"
             f" CPU/req), increment {inc[0]:,.0f} req/s (p99 {inc[1]:.1f} ms, {inc[2]:.0f} us"

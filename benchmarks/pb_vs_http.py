@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,6 +49,41 @@ def bench(urls: str, protocol: str, workload: str, args: argparse.Namespace) -> 
         return data
 
 
+class Row(NamedTuple):
+    """One run: throughput, p99 and the nodes' CPU per request (warm-up included)."""
+
+    req_s: float
+    p99_ms: float
+    cpu_us: float
+    errors: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.req_s:>8,.0f} req/s  p99 {self.p99_ms:.2f} ms  node CPU"
+            f" {self.cpu_us:.0f} us/req  errors {self.errors}"
+        )
+
+
+def measured(
+    urls: str, protocol: str, workload: str, args: argparse.Namespace, pids: list[int]
+) -> Row:
+    """One ``bench`` run with the nodes' (``pids``) CPU time around it."""
+    c0 = sum(cpu_s(pid) for pid in pids)
+    res = bench(urls, protocol, workload, args)
+    used = sum(cpu_s(pid) for pid in pids) - c0
+    total = res["requests"] + res["warmup"].get("requests", 0)
+    return Row(
+        float(res["requests_per_s"]),
+        float(res["latency_ms"]["p99"]),
+        used / max(1, total) * 1e6,
+        int(res["error_count"]),
+    )
+
+
+def medians(rows: list[Row]) -> list[float]:
+    return [statistics.median(x) for x in list(zip(*rows, strict=True))[:3]]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--rounds", type=int, default=3)
@@ -57,7 +92,7 @@ def main() -> int:
     p.add_argument("--value-bytes", type=int, default=1024)
     p.add_argument("--connections", type=int, default=8)
     args = p.parse_args()
-    rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    rows: dict[tuple[str, str], list[Row]] = {}
     with tempfile.TemporaryDirectory(prefix="pb-vs-http-") as tmp:
         cluster = LocalCluster(Path(tmp), 3, settings=["log_level=WARNING"])
         try:
@@ -83,29 +118,15 @@ def main() -> int:
                 order = ("http", "pb") if r % 2 == 0 else ("pb", "http")
                 for workload in ("get", "put"):
                     for protocol in order:
-                        c0 = sum(cpu_s(pid) for pid in pids)
-                        res = bench(urls, protocol, workload, args)
-                        used = sum(cpu_s(pid) for pid in pids) - c0
-                        total = res["requests"] + res["warmup"].get("requests", 0)
-                        row = (
-                            float(res["requests_per_s"]),
-                            float(res["latency_ms"]["p99"]),
-                            used / max(1, total) * 1e6,
-                        )
+                        row = measured(urls, protocol, workload, args, pids)
                         rows.setdefault((workload, protocol), []).append(row)
-                        print(
-                            f"round {r + 1} {workload:<3} {protocol:<4} {row[0]:>8,.0f} req/s"
-                            f"  p99 {row[1]:.2f} ms  node CPU {row[2]:.0f} us/req"
-                            f"  errors {res['error_count']}",
-                            flush=True,
-                        )
+                        print(f"round {r + 1} {workload:<3} {protocol:<4} {row}", flush=True)
         finally:
             cluster.stop()
     print("\nmedians (3-node, same sitting):")
     for workload in ("get", "put"):
         http_rows, pb_rows = rows[(workload, "http")], rows[(workload, "pb")]
-        h = [statistics.median(x) for x in zip(*http_rows, strict=True)]
-        b = [statistics.median(x) for x in zip(*pb_rows, strict=True)]
+        h, b = medians(http_rows), medians(pb_rows)
         print(
             f"  {workload.upper()}: HTTP {h[0]:,.0f} req/s ({h[2]:.0f} us CPU/req), PB"
             f" {b[0]:,.0f} req/s ({b[2]:.0f} us CPU/req): PB/HTTP throughput {b[0] / h[0]:.2f}x,"
