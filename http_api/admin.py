@@ -9,6 +9,7 @@ token or basic credentials and a CA to trust. The data API has its own client
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import ssl
 import time
@@ -49,6 +50,12 @@ class AdminClient:
         elif basic:
             self.headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
         self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+
+    def at(self, http_addr: str) -> AdminClient:
+        """The same credentials, TLS trust and scheme, for the node at ``host:port``."""
+        other = copy.copy(self)
+        other.url = f"{urllib.parse.urlsplit(self.url).scheme}://{http_addr}"
+        return other
 
     def request(
         self, method: str, path: str, body: Any = None, timeout_s: float | None = None

@@ -8,6 +8,7 @@
     dynamo join --url URL --seed host:peer_port
     dynamo leave --url URL
     dynamo remove NODE --url URL          dynamo replace OLD NEW --url URL
+    dynamo rolling-restart --url URL --restart-cmd "ssh {host} sudo systemctl restart dynamo"
     dynamo bench ...      dynamo chaos ...
 """
 
@@ -316,6 +317,12 @@ def cmd_leave(args: argparse.Namespace) -> int:
     return follow_leave(admin_client(args), started, args.timeout)
 
 
+def cmd_rolling_restart(args: argparse.Namespace) -> int:
+    from dynamo.tools.rolling import run_cli
+
+    return run_cli(admin_client(args), args.restart_cmd, args.max_lag, args.timeout)
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     out = _admin(args, "/admin/remove", "POST", {"node": args.node})
     print(json.dumps(out))
@@ -450,6 +457,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default="http://127.0.0.1:8098", help="any live node")
     _access_flags(p)
     p.set_defaults(func=cmd_replace)
+
+    p = sub.add_parser(
+        "rolling-restart",
+        help="restart every node in turn, each once the one before is back, has its hints"
+        " and has caught up by anti-entropy",
+    )
+    p.add_argument("--url", default="http://127.0.0.1:8098", help="any live node")
+    p.add_argument(
+        "--restart-cmd", required=True,
+        help="shell command restarting one node: {node}, {host} and {http_addr} are filled"
+        " in (e.g. 'ssh {host} sudo systemctl restart dynamo')",
+    )  # fmt: skip
+    p.add_argument("--max-lag", type=int, default=1000, help="anti-entropy lag bound, entries")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per node, default 600")
+    _access_flags(p)
+    p.set_defaults(func=cmd_rolling_restart)
 
     p = sub.add_parser("leave", help="make a node hand its data over and leave the cluster")
     p.add_argument("--url", default="http://127.0.0.1:8098")
