@@ -381,6 +381,15 @@ class Api:
     async def admin_handoff(self, request: web.Request) -> web.Response:
         return _json(self.svc.handoff())
 
+    async def admin_backup(self, request: web.Request) -> web.Response:
+        try:
+            name = (await request.json())["name"]
+            if not isinstance(name, str):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise BadRequest('backup needs a JSON body {"name": "..."}: a directory name')
+        return _json(await self.svc.backup(name))
+
     async def admin_health(self, request: web.Request) -> web.Response:
         """Readiness, unlike ``/ping`` (liveness): 503 with the reasons while this node
         cannot take writes (a full disk, no cluster yet); it may still serve reads."""
@@ -454,6 +463,7 @@ def make_app(
     r.add_get("/admin/ring", api.admin_ring)
     r.add_get("/admin/handoff", api.admin_handoff)
     r.add_get("/admin/health", api.admin_health)
+    r.add_post("/admin/backup", api.admin_backup)
     r.add_get("/admin/aae", api.admin_aae)
     r.add_post("/admin/join", api.admin_join)
     r.add_post("/admin/leave", api.admin_leave)

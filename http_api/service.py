@@ -128,6 +128,11 @@ class AdminService(Protocol):
 
     def handoff(self) -> JSON: ...
 
+    async def backup(self, name: str) -> JSON:
+        """Checkpoint this node into ``backup_root/name`` (``BadRequest`` when backups are
+        off or the name is bad, ``Conflict`` when it exists): the manifest, size, time."""
+        ...
+
     def health(self) -> list[str]:
         """Why this node cannot take writes now (a full disk, no cluster yet): empty
         when it can. ``/admin/health`` answers 503 with them (a readiness probe)."""

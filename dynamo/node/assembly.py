@@ -7,6 +7,7 @@ between them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from dynamo.kv.replica import Replica
 from dynamo.net import methods, tls
 from dynamo.net.rpc import Rpc, RpcAPI, RpcConfig, RpcError
 from dynamo.net.schema import Method
+from dynamo.node import backup
 from dynamo.node.cluster import Cluster
 from dynamo.node.config import NodeConfig
 from dynamo.node.env import REAL, Env
@@ -31,7 +33,7 @@ from dynamo.node.ownership import Ownership
 from dynamo.node.removal import StillUp
 from dynamo.node.stats import NodeStats
 from dynamo.node.typed import TypedService
-from dynamo.storage.contract import StoreAPI
+from dynamo.storage.contract import StorageError, StoreAPI
 from dynamo.storage.rocksdb import Store, StoreConfig
 from gossip.membership import LEAVING, LEFT
 from http_api.access import AuthConfig, ConcurrencyLimit
@@ -378,6 +380,28 @@ class Node(TypedService):
 
     def handoff(self) -> dict[str, Any]:
         return {"hints_pending": self.db.hint_counts(), "transfers": self.ownership.transfers()}
+
+    async def backup(self, name: str) -> dict[str, Any]:
+        if not isinstance(self.db, Store):
+            raise BadRequest("this node's store is in memory: nothing to back up")
+        work = functools.partial(
+            backup.take,
+            self.db,
+            self.config.backup_root,
+            name,
+            now=self.env.wallclock(),
+            marker_ttl_s=self.config.reaped_marker_ttl_s,
+        )
+        try:
+            out = await asyncio.get_running_loop().run_in_executor(None, work)
+        except backup.BackupExists as e:
+            raise Conflict(str(e))
+        except backup.BackupError as e:
+            raise BadRequest(str(e))
+        except StorageError as e:
+            raise Unavailable(str(e))
+        log.info("backup %s: %d bytes in %.1f s", out["path"], out["bytes"], out["seconds"])
+        return out
 
     def health(self) -> list[str]:
         reasons = []

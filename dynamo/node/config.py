@@ -68,6 +68,9 @@ class NodeConfig:
     peer_routes: tuple[str, ...] = ()  # "addr=via": dial peer addr through via (a fault proxy)
     cluster_name: str = "dynamo"  # peers from another cluster are refused
     cluster_secret_file: Path | None = None  # HMAC secret every peer must prove
+    # Where POST /admin/backup puts checkpoints (dynamo backup), one directory per name;
+    # unset: backups are refused. On the node's own filesystem, they cost hard links.
+    backup_root: Path | None = None
     cluster_secret: str = field(default="", repr=False)  # the secret itself (env var form)
     http_auth_token: str = field(default="", repr=False)  # clients send "Bearer <token>"
     http_auth_basic: str = field(default="", repr=False)  # "user:password" for basic auth

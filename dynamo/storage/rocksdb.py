@@ -21,6 +21,7 @@ from typing import Any
 from rocksdict import (
     BlockBasedOptions,
     Cache,
+    Checkpoint,
     Options,
     Rdict,
     ReadOptions,
@@ -315,6 +316,16 @@ class Store(StoreAPI):
                         f.set_result(None)
         finally:
             self._sync_task = None
+
+    def checkpoint(self, path: Path) -> None:
+        """A consistent copy of the whole database at ``path`` (which must not exist):
+        hard links to the table files, copies of the rest (RocksDB's Checkpoint)."""
+        if self.closed:
+            raise StorageError("the store is closed")
+        try:
+            Checkpoint(self._db).create_checkpoint(str(path))
+        except Exception as e:
+            raise StorageError(f"checkpoint to {path} failed: {e}") from e
 
     def property_int(self, name: str, family: str = CF_OBJECTS) -> int:
         v = self._cf[family].property_int_value(name)

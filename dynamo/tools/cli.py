@@ -9,6 +9,7 @@
     dynamo leave --url URL
     dynamo remove NODE --url URL          dynamo replace OLD NEW --url URL
     dynamo rolling-restart --url URL --restart-cmd "ssh {host} sudo systemctl restart dynamo"
+    dynamo backup --url URL --name NAME [--all]    dynamo restore --from DIR --data-dir DIR
     dynamo bench ...      dynamo chaos ...
 """
 
@@ -473,6 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per node, default 600")
     _access_flags(p)
     p.set_defaults(func=cmd_rolling_restart)
+
+    from dynamo.tools.backup_cli import add_parsers as add_backup_parsers
+
+    add_backup_parsers(sub, _access_flags, admin_client)
 
     p = sub.add_parser("leave", help="make a node hand its data over and leave the cluster")
     p.add_argument("--url", default="http://127.0.0.1:8098")
