@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dynamo.tools.localcluster import LocalCluster, http
+from dynamo.tools.localcluster import LocalCluster, http, wait_for
 from dynamo.tools.rolling import RollingRestart
 from http_api.admin import AdminClient
 from tests.cluster.conftest import MakeCluster
@@ -87,7 +87,8 @@ def test_a_rolling_restart_under_load_fails_no_client_operation(
 
     lines: list[str] = []
     try:
-        time.sleep(1.0)  # load before the first restart, as in production
+        # Load before the first restart, as in production.
+        wait_for(lambda: sum(len(cl.acked) for cl in clients) >= 50, 30, "the load to start")
         steps = RollingRestart(
             AdminClient(c[0].url), restart, max_lag=1000, timeout_s=90, say=lines.append
         ).run()
