@@ -18,14 +18,12 @@ import argparse
 import base64
 import json
 import sys
-import tempfile
-from pathlib import Path
 
-from pb_vs_http import Row, measured, medians  # puts the repository on sys.path
+from pb_vs_http import Row, bench_cluster, measured, medians  # puts the repository on sys.path
 
 from dynamo.tools.bench.config import Target
 from dynamo.tools.bench.runner import counter_type
-from dynamo.tools.localcluster import LocalCluster, http
+from dynamo.tools.localcluster import http
 
 
 def main() -> int:
@@ -39,31 +37,18 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=8)
     args = p.parse_args()
     rows: dict[tuple[str, str], list[Row]] = {}
-    with tempfile.TemporaryDirectory(prefix="counter-vs-put-") as tmp:
-        cluster = LocalCluster(Path(tmp), 3, settings=["log_level=WARNING"])
-        try:
-            cluster.start()
-            cluster.wait_converged(timeout_s=60)
-            urls = ",".join(n.url for n in cluster.nodes)
-            props = json.dumps({"props": {"allow_mult": False}}).encode()
-            status, _, _ = http(
-                "PUT", urls.split(",")[0] + "/buckets/bench/props", props,
-                {"Content-Type": "application/json"},
-            )  # fmt: skip
-            assert status == 204, status
-            if not args.value_bytes:
-                args.value_bytes = counter_state_bytes(urls.split(","))
-            print(f"PUT values of {args.value_bytes} bytes", flush=True)
-            pids = [n.pid for n in cluster.nodes if n.pid]
-            for r in range(args.rounds):
-                order = ("put", "counter") if r % 2 == 0 else ("counter", "put")
-                for protocol in ("http", "pb"):
-                    for workload in order:
-                        row = measured(urls, protocol, workload, args, pids)
-                        rows.setdefault((workload, protocol), []).append(row)
-                        print(f"round {r + 1} {protocol:<4} {workload:<7} {row}", flush=True)
-        finally:
-            cluster.stop()
+    with bench_cluster("counter-vs-put-") as (cluster, urls):
+        if not args.value_bytes:
+            args.value_bytes = counter_state_bytes(urls.split(","))
+        print(f"PUT values of {args.value_bytes} bytes", flush=True)
+        pids = [n.pid for n in cluster.nodes if n.pid]
+        for r in range(args.rounds):
+            order = ("put", "counter") if r % 2 == 0 else ("counter", "put")
+            for protocol in ("http", "pb"):
+                for workload in order:
+                    row = measured(urls, protocol, workload, args, pids)
+                    rows.setdefault((workload, protocol), []).append(row)
+                    print(f"round {r + 1} {protocol:<4} {workload:<7} {row}", flush=True)
     print("\nmedians (3-node, same sitting):")
     for protocol in ("http", "pb"):
         put, inc = medians(rows[("put", protocol)]), medians(rows[("counter", protocol)])

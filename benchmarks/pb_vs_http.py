@@ -21,6 +21,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -84,6 +86,28 @@ def medians(rows: list[Row]) -> list[float]:
     return [statistics.median(x) for x in list(zip(*rows, strict=True))[:3]]
 
 
+@contextmanager
+def bench_cluster(prefix: str) -> Iterator[tuple[LocalCluster, str]]:
+    """A 3-node cluster in a temporary directory and its comma-separated URLs, with
+    bucket ``bench`` set to blind PUTs that replace (``allow_mult`` false), as in Riak's
+    reference workload: with siblings each run's PUTs would meet a larger object."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        cluster = LocalCluster(Path(tmp), 3, settings=["log_level=WARNING"])
+        try:
+            cluster.start()
+            cluster.wait_converged(timeout_s=60)
+            urls = ",".join(n.url for n in cluster.nodes)
+            props = json.dumps({"props": {"allow_mult": False}}).encode()
+            status, _, _ = http(
+                "PUT", urls.split(",")[0] + "/buckets/bench/props", props,
+                {"Content-Type": "application/json"},
+            )  # fmt: skip
+            assert status == 204, status
+            yield cluster, urls
+        finally:
+            cluster.stop()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--rounds", type=int, default=3)
@@ -93,36 +117,21 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=8)
     args = p.parse_args()
     rows: dict[tuple[str, str], list[Row]] = {}
-    with tempfile.TemporaryDirectory(prefix="pb-vs-http-") as tmp:
-        cluster = LocalCluster(Path(tmp), 3, settings=["log_level=WARNING"])
-        try:
-            cluster.start()
-            cluster.wait_converged(timeout_s=60)
-            urls = ",".join(n.url for n in cluster.nodes)
-            # Blind PUTs replace (allow_mult false), as in Riak's reference workload: with
-            # siblings each run's PUTs would meet a larger object than the run before.
-            props = json.dumps({"props": {"allow_mult": False}}).encode()
-            status, _, _ = http(
-                "PUT", urls.split(",")[0] + "/buckets/bench/props", props,
-                {"Content-Type": "application/json"},
-            )  # fmt: skip
-            assert status == 204, status
-            preload = [
-                sys.executable, "-m", "dynamo.tools.cli", "bench", "--url", urls, "--preload",
-                "--workload", "get", "--keys", str(args.keys), "--duration", "1",
-                "--warmup", "0", "--value-bytes", str(args.value_bytes), "--quiet",
-            ]  # fmt: skip
-            subprocess.run(preload, check=True, capture_output=True, timeout=300)
-            pids = [n.pid for n in cluster.nodes if n.pid]
-            for r in range(args.rounds):
-                order = ("http", "pb") if r % 2 == 0 else ("pb", "http")
-                for workload in ("get", "put"):
-                    for protocol in order:
-                        row = measured(urls, protocol, workload, args, pids)
-                        rows.setdefault((workload, protocol), []).append(row)
-                        print(f"round {r + 1} {workload:<3} {protocol:<4} {row}", flush=True)
-        finally:
-            cluster.stop()
+    with bench_cluster("pb-vs-http-") as (cluster, urls):
+        preload = [
+            sys.executable, "-m", "dynamo.tools.cli", "bench", "--url", urls, "--preload",
+            "--workload", "get", "--keys", str(args.keys), "--duration", "1",
+            "--warmup", "0", "--value-bytes", str(args.value_bytes), "--quiet",
+        ]  # fmt: skip
+        subprocess.run(preload, check=True, capture_output=True, timeout=300)
+        pids = [n.pid for n in cluster.nodes if n.pid]
+        for r in range(args.rounds):
+            order = ("http", "pb") if r % 2 == 0 else ("pb", "http")
+            for workload in ("get", "put"):
+                for protocol in order:
+                    row = measured(urls, protocol, workload, args, pids)
+                    rows.setdefault((workload, protocol), []).append(row)
+                    print(f"round {r + 1} {workload:<3} {protocol:<4} {row}", flush=True)
     print("\nmedians (3-node, same sitting):")
     for workload in ("get", "put"):
         http_rows, pb_rows = rows[(workload, "http")], rows[(workload, "pb")]
