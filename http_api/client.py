@@ -30,7 +30,7 @@ import asyncio
 import base64
 import functools
 import json
-from collections.abc import Callable, Coroutine, Generator, Mapping
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeAlias, TypeVar, Unpack
@@ -40,6 +40,7 @@ import aiohttp
 from yarl import URL
 
 from http_api.client_datatypes import HttpDatatypeOps
+from http_api.client_index import HttpIndexOps, IndexResult
 from http_api.client_ops import (
     Backoff,
     update_backoff_s,
@@ -70,15 +71,17 @@ from http_api.client_wire import (
 from http_api.resolvers import Resolver, Resolvers
 
 __all__ = [
-    "AsyncClient", "Backoff", "ClientCore", "DeleteParams", "KVObject", "ListStreamParser",
-    "MalformedResponse", "QueryParams", "ReadParams", "Request", "Response", "SiblingsError",
-    "Streamed", "UpdateParams", "WriteParams", "bucket_path", "drive", "error_for",
-    "object_path", "parse_object", "quorum_query", "update_backoff_s", "update_cycle",
+    "AsyncClient", "Backoff", "ClientCore", "DeleteParams", "IndexResult", "KVObject",
+    "ListStreamParser", "MalformedResponse", "QueryParams", "ReadParams", "Request", "Response",
+    "SiblingsError", "Streamed", "UpdateParams", "WriteParams", "bucket_path", "drive",
+    "error_for", "object_path", "parse_object", "quorum_query", "update_backoff_s",
+    "update_cycle",
 ]  # fmt: skip
 
 P = ParamSpec("P")
 T = TypeVar("T")
 Auth: TypeAlias = str | tuple[str, str]  # a bearer token, or (user, password) for Basic
+Indexes: TypeAlias = Iterable[tuple[str, str | int]]  # [("age_int", 42), ("tag_bin", "x")]
 
 ACCEPT_OBJECT = "multipart/mixed, application/json, */*;q=0.5"
 USER_AGENT = "dynamo-client/0.1"
@@ -131,7 +134,7 @@ def drive(
 # --- The core both flavours share ----------------------------------------------------------
 
 
-class ClientCore(Resolvers, HttpDatatypeOps):
+class ClientCore(Resolvers, HttpDatatypeOps, HttpIndexOps):
     """Base URL, headers, resolvers, and every operation as a generator of steps (no I/O).
 
     Resolver precedence on a read: the call's ``resolver=``, else the bucket's
@@ -182,6 +185,7 @@ class ClientCore(Resolvers, HttpDatatypeOps):
         meta: Mapping[str, str] | None,
         context: bytes | None = None,
         if_none_match: bool = False,
+        indexes: Indexes | None = None,
     ) -> Request:
         if isinstance(value, str):
             body, ctype = value.encode(), content_type or DEFAULT_TEXT_TYPE
@@ -193,6 +197,7 @@ class ClientCore(Resolvers, HttpDatatypeOps):
         if if_none_match:
             headers.append(("If-None-Match", "*"))
         headers.extend((f"X-Riak-Meta-{name}", v) for name, v in (meta or {}).items())
+        headers.extend((f"X-Riak-Index-{name}", str(v)) for name, v in indexes or ())
         return self.request(method, path, tuple(headers), body)
 
     # --- Operations: the shells make ``x_op`` their method ``x`` ---------------------------
@@ -228,13 +233,17 @@ class ClientCore(Resolvers, HttpDatatypeOps):
         meta: Mapping[str, str] | None = None,
         return_body: bool = False,
         if_none_match: bool = False,
+        indexes: Indexes | None = None,
         **params: Unpack[WriteParams],
     ) -> Op[KVObject | None]:
         """Write a value (a str as UTF-8 text unless ``content_type`` says otherwise). Pass
         the context read to supersede what was read; without one the write may become a
-        sibling. Returns the object written with ``return_body``, else None."""
+        sibling. ``indexes``: secondary index entries, ``[("age_int", 42), ...]``. Returns
+        the object written with ``return_body``, else None."""
         path = object_path(bucket, key) + _query({**params, "return_body": return_body or None})
-        request = self.write_request("PUT", path, value, content_type, meta, context, if_none_match)
+        request = self.write_request(
+            "PUT", path, value, content_type, meta, context, if_none_match, indexes
+        )
         response = yield from _call(request)
         if response.status == 204:
             return None
@@ -250,13 +259,14 @@ class ClientCore(Resolvers, HttpDatatypeOps):
         content_type: str | None = None,
         meta: Mapping[str, str] | None = None,
         return_body: bool = False,
+        indexes: Indexes | None = None,
         **params: Unpack[WriteParams],
     ) -> Op[KVObject | None]:
         """``put`` to ``obj``'s key with its context: supersedes what ``obj`` was read with."""
         return (
             yield from self.put_op(
                 obj.bucket, obj.key, value, content_type=content_type, context=obj.context,
-                meta=meta, return_body=return_body, **params,
+                meta=meta, return_body=return_body, indexes=indexes, **params,
             )
         )  # fmt: skip
 
@@ -267,11 +277,13 @@ class ClientCore(Resolvers, HttpDatatypeOps):
         *,
         content_type: str | None = None,
         meta: Mapping[str, str] | None = None,
+        indexes: Indexes | None = None,
         **params: Unpack[WriteParams],
     ) -> Op[str]:
         """Store under a key the node chooses; returns that key."""
         path = bucket_path(bucket) + "/keys" + _query(params)
-        response = yield from _call(self.write_request("POST", path, value, content_type, meta))
+        request = self.write_request("POST", path, value, content_type, meta, indexes=indexes)
+        response = yield from _call(request)
         location = response.header("Location") or ""
         if response.status != 201:
             raise error_for(response)
@@ -470,5 +482,6 @@ class AsyncClient(ClientCore):
     reset_bucket_props = _async(ClientCore.reset_bucket_props_op)
     update = _async(ClientCore.update_op)
     preflist = _async(ClientCore.preflist_op)
+    index = _async(ClientCore.index_op)
     fetch_datatype = _async(ClientCore.fetch_datatype_op)
     update_datatype = _async(ClientCore.update_datatype_op)

@@ -149,5 +149,6 @@ class Client(ClientCore, DatatypeFactories):
     reset_bucket_props = _blocking(ClientCore.reset_bucket_props_op)
     update = _blocking(ClientCore.update_op)
     preflist = _blocking(ClientCore.preflist_op)
+    index = _blocking(ClientCore.index_op)
     fetch_datatype = _blocking(ClientCore.fetch_datatype_op)
     update_datatype = _blocking(ClientCore.update_datatype_op)

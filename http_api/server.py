@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from http_api import codec, datatypes, params, type_admin
+from http_api import codec, datatypes, index_routes, params, type_admin
 from http_api.access import AuthConfig, ConcurrencyLimit
 from http_api.errors import (
     BadRequest,
@@ -123,6 +123,8 @@ class Api:
         bucket = typed_bucket(btype, params.segment(parts[1], "bucket"))
         if len(parts) >= 3 and parts[2] == "datatypes":
             return await datatypes.dispatch(self.svc, request, bucket, parts[3:])
+        if len(parts) >= 3 and parts[2] == "index":
+            return await index_routes.dispatch(self.svc, request, bucket, parts[3:])
         if len(parts) == 3 and parts[2] == "props":
             return await self.props(request, bucket)
         if len(parts) >= 3 and parts[2] == "keys":

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from http_api.errors import NotFound
+from http_api.indexes import IndexPage, IndexQuery
 from http_api.types import (
     DEFAULT_TYPE,
     BucketProps,
@@ -72,6 +73,15 @@ class KVService(Protocol):
         self, timeout_ms: int | None, btype: bytes = DEFAULT_TYPE
     ) -> AsyncIterator[list[bytes]]:
         """Buckets of type ``btype`` holding at least one live key, in chunks."""
+        ...
+
+    async def index_query(self, bucket: bytes, query: IndexQuery) -> IndexPage:
+        """A secondary index query: one page with ``max_results``, else every result
+        (``RequestTooLarge`` past the node's cap); ``BadRequest`` for a bad continuation."""
+        ...
+
+    def stream_index(self, bucket: bytes, query: IndexQuery) -> AsyncIterator[IndexPage]:
+        """The same results in chunks as nodes answer; the continuation on the last."""
         ...
 
     def check_type(self, btype: bytes) -> None:

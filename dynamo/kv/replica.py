@@ -81,6 +81,7 @@ class Replica:
         # last unsynced write, which replicas may hold: stamp with fresh epochs only.
         self._reuse_floor = self._epoch_base if store.clean_start else self._next_epoch
         self._date_undated_hints()
+        store.build_index()
         self.puts = 0
         self.gets = 0
 
@@ -207,6 +208,7 @@ class Replica:
             tombstone=objects.is_tombstone(new),
             was_tombstone=local is not None and objects.is_tombstone(local),
             clear_marker=marked,
+            previous=local,
         )
 
     def write(

@@ -8,12 +8,13 @@ get             ReplicaRead                   raw object or None       kv.peer_h
 put             ReplicaWrite                  synced (bool)            kv.peer_handlers
 coord_put       ForwardedPut                  raw object or None       kv.peer_handlers
 keys            KeyPageRequest                KeyPage                  kv.listing
-buckets         None                          [bucket, ...]            kv.listing
+buckets         ranges or None                [bucket, ...]            kv.listing
 handoff         [(objkey, raw), ...]          objects changed (int)    node.ownership
 gossip_syn      gossip's SYN body             gossip's ACK body        gossip.service
 gossip_ack2     gossip's ACK2 body            None                     gossip.service
 aae_pull        anti-entropy pull body        its reply body           gossip.aae_service
 aae_fetch       anti-entropy fetch body       its reply body           gossip.aae_service
+index           IndexPageRequest              IndexPageReply           kv.index_query
 ==============  ============================  =======================  ==============
 
 The gossip and anti-entropy bodies are those packages' own wire formats, checked by
@@ -364,18 +365,100 @@ KEYS: Method[KeyPageRequest, KeyPage] = Method(
     ),
 )
 
-BUCKETS: Method[None, list[bytes]] = Method(
+Ranges = tuple[tuple[int, int], ...]  # (lo, hi] ring positions: a node's part of a plan
+
+
+def _ranges(x: Any, what: str) -> Ranges:
+    check(x, (list, tuple), what)
+    out = []
+    for r in x:
+        lo, hi = items(r, 2, what)
+        out.append((check(lo, int, what), check(hi, int, what)))
+    return tuple(out)
+
+
+def _buckets_v2(b: Any) -> Ranges | None:
+    r = b.get("r") if isinstance(b, dict) else None
+    return None if r is None else _ranges(r, "buckets.r")
+
+
+BUCKETS: Method[Ranges | None, list[bytes]] = Method(
     "buckets",
     v1=Codec(
         lambda _: None, lambda _: None, lambda names: names, lambda b: _bytes_list(b, "buckets")
     ),
     v2=Codec(
-        lambda _: {},
-        lambda _: None,
+        lambda r: {} if r is None else {"r": [list(x) for x in r]},
+        _buckets_v2,
         lambda names: {"b": names},
         lambda b: _bytes_list(field(b, "b", list, "buckets reply"), "buckets reply"),
     ),
 )
+
+
+# --- index: one node's page of a coverage query (secondary index, $bucket, $key) ------------
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPageRequest:
+    bucket: bytes
+    name: str  # the index (lowercased), $bucket or $key
+    lo: bytes  # the encoded start term (kv.index.Scan)
+    hi: bytes | None  # the encoded end term, inclusive; None: no end
+    regex: str | None
+    ranges: Ranges  # answer only for keys in these ring ranges
+    after: tuple[bytes, bytes] | None  # resume strictly after this (term, key)
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPageReply:
+    entries: list[tuple[bytes, bytes]]  # (encoded term, key), sorted
+    more: bool  # the node holds more past the last entry
+
+
+def _pair(x: Any, what: str) -> tuple[bytes, bytes]:
+    a, b = items(x, 2, what)
+    return check(a, bytes, what), check(b, bytes, what)
+
+
+def _index_request(b: Any) -> IndexPageRequest:
+    after = field(b, "a", (list, type(None)), "index")
+    return IndexPageRequest(
+        field(b, "b", bytes, "index"),
+        field(b, "n", str, "index"),
+        field(b, "l", bytes, "index"),
+        field(b, "h", _OPT_BYTES, "index"),
+        field(b, "x", _OPT_STR, "index"),
+        _ranges(field(b, "r", list, "index"), "index.r"),
+        None if after is None else _pair(after, "index.a"),
+        field(b, "m", int, "index"),
+    )
+
+
+def _index_reply(b: Any) -> IndexPageReply:
+    entries = field(b, "e", list, "index reply")
+    return IndexPageReply(
+        [_pair(e, "index reply") for e in entries], bool(field(b, "more", bool, "index reply"))
+    )
+
+
+_INDEX_CODEC: Codec[IndexPageRequest, IndexPageReply] = Codec(
+    lambda r: {
+        "b": r.bucket,
+        "n": r.name,
+        "l": r.lo,
+        "h": r.hi,
+        "x": r.regex,
+        "r": [list(x) for x in r.ranges],
+        "a": None if r.after is None else list(r.after),
+        "m": r.limit,
+    },
+    _index_request,
+    lambda p: {"e": [list(e) for e in p.entries], "more": p.more},
+    _index_reply,
+)
+INDEX: Method[IndexPageRequest, IndexPageReply] = Method("index", v1=_INDEX_CODEC, v2=_INDEX_CODEC)
 
 
 # --- handoff: objects handed over (hints, leave transfer) ---------------------------------------
@@ -417,7 +500,7 @@ AAE_PULL: Method[Any, Any] = Method(METHOD_PULL, v1=CARRIED, v2=CARRIED)
 AAE_FETCH: Method[Any, Any] = Method(METHOD_FETCH, v1=CARRIED, v2=CARRIED)
 
 METHODS = Registry(
-    GET, PUT, COORD_PUT, KEYS, BUCKETS, HANDOFF, GOSSIP_SYN, GOSSIP_ACK2, AAE_PULL, AAE_FETCH
+    GET, PUT, COORD_PUT, KEYS, BUCKETS, HANDOFF, GOSSIP_SYN, GOSSIP_ACK2, AAE_PULL, AAE_FETCH, INDEX
 )
 
 __all__ = [
@@ -429,14 +512,18 @@ __all__ = [
     "GOSSIP_ACK2",
     "GOSSIP_SYN",
     "HANDOFF",
+    "INDEX",
     "KEYS",
     "METHODS",
     "PUT",
     "Batch",
     "ErrorCode",
     "ForwardedPut",
+    "IndexPageReply",
+    "IndexPageRequest",
     "KeyPage",
     "KeyPageRequest",
+    "Ranges",
     "ReplicaRead",
     "ReplicaWrite",
 ]

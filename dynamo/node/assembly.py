@@ -7,6 +7,7 @@ between them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import ssl
@@ -18,6 +19,7 @@ from aiohttp import web
 from dynamo.kv import crdt, datatypes
 from dynamo.kv import object as objects
 from dynamo.kv.coordinator import NOT_IN_A_CLUSTER, Coordinator
+from dynamo.kv.index_query import IndexQueries
 from dynamo.kv.listing import Listing
 from dynamo.kv.peer_handlers import PeerHandlers
 from dynamo.kv.replica import Replica
@@ -36,9 +38,11 @@ from dynamo.node.typed import TypedService
 from dynamo.storage.contract import StorageError, StoreAPI
 from dynamo.storage.rocksdb import Store, StoreConfig
 from gossip.membership import LEAVING, LEFT
+from http_api import indexes
 from http_api.access import AuthConfig, ConcurrencyLimit
 from http_api.errors import BadRequest, Conflict, Unavailable
 from http_api.guards import Front
+from http_api.indexes import IndexPage, IndexQuery
 from http_api.server import FRONT, make_app
 from http_api.types import (
     DEFAULT_TYPE,
@@ -128,6 +132,14 @@ class Node(TypedService):
         self.peer_handlers = PeerHandlers(self.coordinator)
         self.ownership = Ownership(config, self.db, self.replica, self.cluster, self._call, env)
         self.listing = Listing(config.node_id, self.replica, self.cluster, self._call)
+        self.index = IndexQueries(
+            config.node_id,
+            self.replica,
+            self.cluster,
+            self._call,
+            max_results=config.max_index_results,
+            rng=env.rng,
+        )
         self.metrics_registry = Metrics(self)
         self.counters.get_observers.append(self.metrics_registry.observe_get)
         self.stopped = asyncio.Event()
@@ -147,6 +159,7 @@ class Node(TypedService):
         r(methods.PUT, self.peer_handlers.handle_put)
         r(methods.COORD_PUT, self.coordinator.forwarding.handle_coord_put)
         self.listing.register(r)
+        self.index.register(r)
         self.ownership.register(r)
         self.cluster.register()
 
@@ -280,7 +293,16 @@ class Node(TypedService):
         self.refuse_datatype_bucket(bucket)
         if datatypes.is_op(content) or content.content_type == datatypes.CRDT_TYPE:
             raise BadRequest(f"content type {content.content_type!r} is reserved for data types")
+        if content.indexes:
+            content = dataclasses.replace(content, indexes=indexes.normalize(content.indexes))
         return await self.coordinator.put(bucket, key, content, context, opts)
+
+    async def index_query(self, bucket: bytes, query: IndexQuery) -> IndexPage:
+        return await self.index.query(bucket, query)
+
+    async def stream_index(self, bucket: bytes, query: IndexQuery) -> AsyncIterator[IndexPage]:
+        async for page in self.index.stream(bucket, query):
+            yield page
 
     async def delete(
         self, bucket: bytes, key: bytes, context: bytes | None, opts: DeleteOptions
@@ -288,13 +310,13 @@ class Node(TypedService):
         return await self.coordinator.delete(bucket, key, context, opts)
 
     async def list_keys(self, bucket: bytes, timeout_ms: int | None) -> AsyncIterator[list[bytes]]:
-        async for page in self.listing.keys(bucket, self._timeout_s(timeout_ms)):
+        async for page in self.index.keys(bucket, timeout_ms or self.config.request_timeout_ms):
             yield page
 
     async def list_buckets(
         self, timeout_ms: int | None, btype: bytes = DEFAULT_TYPE
     ) -> AsyncIterator[list[bytes]]:
-        async for page in self.listing.buckets(self._timeout_s(timeout_ms)):
+        async for page in self.index.buckets(self._timeout_s(timeout_ms)):
             mine = [b for t, b in map(split_bucket, page) if t == btype]
             if mine:
                 yield mine

@@ -121,6 +121,7 @@ class NodeConfig:
     sibling_warning: int = 25  # log a warning when a key reaches this many siblings
     crdt_max_elements: int = 100_000  # a data type's set elements, map fields, pending removes
     crdt_max_depth: int = 8  # maps nested in maps, at most this deep
+    max_index_results: int = 100_000  # an unpaged index query's results; more is a 413
     block_cache_bytes: int = 32 * MIB  # RocksDB read cache
     write_buffer_bytes: int = 8 * MIB  # RocksDB memtable size
     log_level: str = "INFO"
@@ -167,6 +168,7 @@ class NodeConfig:
             "max_siblings",
             "crdt_max_elements",
             "crdt_max_depth",
+            "max_index_results",
             "block_cache_bytes",
             "write_buffer_bytes",
         ):

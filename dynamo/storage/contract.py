@@ -8,10 +8,12 @@ Families (DESIGN section 5)::
                                                              seq field holding when the
                                                              hint was first stored (ms)
     meta     name                                         -> bytes
+    index    bucket, index name, term, key (``kv.index``)  -> position (8, BE)
 
-Every change of an object is one atomic batch: the object, its new log entry, and
-the removal of its previous log entry, so the log holds one entry per key, the seq
-of its latest change. ``rocksdb.Store`` implements it on RocksDB, ``memory.MemStore``
+Every change of an object is one atomic batch: the object, its new log entry, the
+removal of its previous log entry, and its index entries' changes, so the log holds
+one entry per key, the seq of its latest change, and an index entry never outlives
+the object that carries it. ``rocksdb.Store`` implements it on RocksDB, ``memory.MemStore``
 in memory for simulations; ``tests/unit/test_storage_contract.py`` holds both to it.
 """
 
@@ -20,8 +22,9 @@ from __future__ import annotations
 import abc
 import logging
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+from dynamo.kv import index
 from dynamo.kv import object as objects
 from dynamo.kv.object import Obj
 
@@ -31,13 +34,15 @@ CF_OBJECTS = "objects"
 CF_LOG = "log"
 CF_HINTS = "hints"
 CF_META = "meta"
-FAMILIES = (CF_OBJECTS, CF_LOG, CF_HINTS, CF_META)
+CF_INDEX = "index"
+FAMILIES = (CF_OBJECTS, CF_LOG, CF_HINTS, CF_META, CF_INDEX)
 
 META_NODE_ID = b"node_id"
 META_INCARNATION = b"incarnation"
 META_SEQ_FLOOR = b"seq_floor"
 META_CLEAN = b"clean_shutdown"  # present only while the store is closed cleanly
 META_SEQ_LEASE = b"seq_lease"  # seqs up to it may have been handed out: never reuse them
+META_INDEXED = b"indexed"  # every object's index entries are in the index family
 META_PROBE = b"write_probe"  # written now and then while writes fail, to see them work again
 NO_SPACE = "No space left on device"  # in the error of a write the full disk refused
 SEQ_LEASE_BLOCK = 10_000
@@ -70,9 +75,11 @@ def put_ops(
     tombstone: bool,
     was_tombstone: bool,
     clear_marker: bool,
+    index_changes: Sequence[tuple[bytes, bytes | None]] = (),
 ) -> list[Op]:
     """The one batch that stores a new version of a key (every store applies the same)."""
     ops: list[Op] = [(CF_OBJECTS, objkey, encoded), (CF_LOG, u64(seq), objkey)]
+    ops.extend((CF_INDEX, k, v) for k, v in index_changes)
     if old_seq:
         ops.append((CF_LOG, u64(old_seq), None))
     if tombstone:
@@ -84,9 +91,13 @@ def put_ops(
     return ops
 
 
-def remove_ops(objkey: bytes, seq: int, seq_floor: int, marker: bytes | None) -> list[Op]:
-    """The one batch that removes a key (reaped: leaving ``marker``; dropped: none)."""
-    ops: list[Op] = [
+def remove_ops(
+    objkey: bytes, seq: int, seq_floor: int, marker: bytes | None, stored: Obj | None = None
+) -> list[Op]:
+    """The one batch that removes a key (reaped: leaving ``marker``; dropped: none), with
+    the index entries of ``stored``, the object removed."""
+    ops: list[Op] = [(CF_INDEX, k, None) for k in index.entries(objkey, stored)]
+    ops += [
         (CF_OBJECTS, objkey, None),
         (CF_LOG, u64(seq), None),
         (CF_META, TOMB_PREFIX + objkey, None),
@@ -157,8 +168,10 @@ class StoreAPI(abc.ABC):
     def meta_scan(self, prefix: bytes, after: bytes, limit: int) -> list[tuple[bytes, bytes]]: ...
     @abc.abstractmethod
     def scan(
-        self, start: bytes = b"", end: bytes | None = None
-    ) -> Iterator[tuple[bytes, bytes]]: ...
+        self, start: bytes = b"", end: bytes | None = None, family: str = CF_OBJECTS
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Entries of ``family`` with ``start <= key < end``, in key order."""
+
     @abc.abstractmethod
     def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]: ...
     @abc.abstractmethod
@@ -223,12 +236,14 @@ class StoreAPI(abc.ABC):
         tombstone: bool = False,
         was_tombstone: bool = False,
         clear_marker: bool = False,
+        previous: Obj | None = None,
     ) -> int:
         """Store ``obj`` as the key's new version in one batch; returns its new seq.
 
-        ``tombstone`` and ``was_tombstone`` keep the index of tombstones the reaper
-        walks; ``clear_marker`` drops the key's reaped marker (its history now lives
-        in ``obj``).
+        ``previous`` is the object stored now (None if none), as the caller read it:
+        its index entries give way to ``obj``'s. ``tombstone`` and ``was_tombstone``
+        keep the index of tombstones the reaper walks; ``clear_marker`` drops the key's
+        reaped marker (its history now lives in ``obj``).
         """
         seq = self._next_seq()
         self._apply(
@@ -240,6 +255,7 @@ class StoreAPI(abc.ABC):
                 tombstone,
                 was_tombstone,
                 clear_marker,
+                index.diff(objkey, previous, obj),
             )
         )
         self.seq = seq
@@ -251,7 +267,7 @@ class StoreAPI(abc.ABC):
         cur = self.get(objkey)
         if cur is None or cur[1] != expected_seq:
             return False
-        self._apply(remove_ops(objkey, expected_seq, self.seq, marker))
+        self._apply(remove_ops(objkey, expected_seq, self.seq, marker, cur[0]))
         return True
 
     def drop(self, objkey: bytes, expected_seq: int) -> bool:
@@ -259,5 +275,31 @@ class StoreAPI(abc.ABC):
         cur = self.get(objkey)
         if cur is None or cur[1] != expected_seq:
             return False
-        self._apply(remove_ops(objkey, expected_seq, self.seq, None))
+        self._apply(remove_ops(objkey, expected_seq, self.seq, None, cur[0]))
         return True
+
+    def build_index(self, progress_every: int = 100_000) -> int:
+        """Write the index entries of every stored object, once per data directory (a
+        store from before indexes, or restored from one); returns the objects indexed.
+        Progress goes to the log."""
+        if self.get_meta(META_INDEXED) is not None:
+            return 0
+        done = indexed = 0
+        batch: list[Op] = []
+        for objkey, raw in self.scan():
+            done += 1
+            changes = index.entries(objkey, objects.decode(raw)[0])
+            if changes:
+                indexed += 1
+                batch.extend((CF_INDEX, k, v) for k, v in changes.items())
+            if len(batch) >= 1000:
+                self._apply(batch)
+                batch = []
+            if done % progress_every == 0:
+                log.info("indexing stored objects: %d read, %d with index entries", done, indexed)
+        if batch:
+            self._apply(batch)
+        self.put_meta(META_INDEXED, b"1", sync=True)
+        if done:
+            log.info("indexed stored objects: %d read, %d with index entries", done, indexed)
+        return indexed

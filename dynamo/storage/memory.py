@@ -129,8 +129,10 @@ class MemStore(StoreAPI):
         v: bytes | None = self._live["meta"].get(REAPED_PREFIX + objkey)
         return v
 
-    def scan(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        objs = self._live["objects"]
+    def scan(
+        self, start: bytes = b"", end: bytes | None = None, family: str = CF_OBJECTS
+    ) -> Iterator[tuple[bytes, bytes]]:
+        objs = self._live[family]
         for k in list(objs.irange(minimum=start, maximum=end, inclusive=(True, False))):
             v = objs.get(k)
             if v is not None:

@@ -198,12 +198,14 @@ class Store(StoreAPI):
             it.next()
         return out
 
-    def scan(self, start: bytes = b"", end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """Objects with ``start <= key < end`` in key (ring position) order."""
+    def scan(
+        self, start: bytes = b"", end: bytes | None = None, family: str = CF_OBJECTS
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Entries of ``family`` with ``start <= key < end`` in key order."""
         ro = ReadOptions()
         if end is not None:
             ro.set_iterate_upper_bound(end)
-        it = self._cf[CF_OBJECTS].iter(ro)
+        it = self._cf[family].iter(ro)
         it.seek(start)
         while it.valid():
             yield it.key(), it.value()

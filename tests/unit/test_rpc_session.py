@@ -12,7 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dynamo.net import methods, schema
-from dynamo.net.methods import ForwardedPut, KeyPage, KeyPageRequest, ReplicaRead, ReplicaWrite
+from dynamo.net.methods import (
+    ForwardedPut,
+    IndexPageReply,
+    IndexPageRequest,
+    KeyPage,
+    KeyPageRequest,
+    ReplicaRead,
+    ReplicaWrite,
+)
 from dynamo.net.schema import V1, V2, ErrorCode, RemoteError
 from dynamo.net.session import HELLO, REQUEST, Ready, Session, SessionConfig
 from http_api import errors
@@ -104,7 +112,25 @@ SAMPLES: list[tuple[schema.Method[Any, Any], Any, Any]] = [
     (methods.KEYS, KeyPageRequest(b"b", b"", ("n2",)), KeyPage([b"a", b"b"], b"cursor")),
     (methods.BUCKETS, None, [b"a", b"b"]),
     (methods.HANDOFF, ((b"k1", b"v1"), (b"k2", b"v2")), 2),
+    (
+        methods.INDEX,
+        IndexPageRequest(b"b", "age_int", b"lo", None, "^a", ((-1, 5), (9, 2**64 - 1)), None, 10),
+        IndexPageReply([(b"t", b"k")], True),
+    ),
+    (
+        methods.INDEX,
+        IndexPageRequest(b"b", "$key", b"a", b"z", None, (), (b"t", b"k"), 1),
+        IndexPageReply([], False),
+    ),
 ]
+
+
+def test_bucket_listing_carries_its_ranges_in_v2_and_asks_for_all_in_v1() -> None:
+    ranges = ((-1, 5), (9, 2**64 - 1))
+    v2 = methods.BUCKETS.codec(V2)
+    assert v2.decode_request(_wire(v2.encode_request(ranges))) == ranges
+    v1 = methods.BUCKETS.codec(V1)
+    assert v1.decode_request(_wire(v1.encode_request(ranges))) is None
 
 
 def _wire(x: Any) -> Any:
@@ -187,6 +213,6 @@ def test_an_error_code_from_a_later_release_is_internal() -> None:
 
 def test_the_registry_names_every_method_once() -> None:
     names = [m.name for m in methods.METHODS]
-    assert len(names) == len(set(names)) == 10
+    assert len(names) == len(set(names)) == 11
     with pytest.raises(ValueError, match="twice"):
         schema.Registry(methods.GET, methods.GET)
