@@ -71,3 +71,20 @@ def test_riak_client_data_types(nodes: int, make_cluster: MakeCluster) -> None:
     for protocol in ("pbc", "http"):
         out = run_scenario("datatypes", protocol, c, f"dt{nodes}-{protocol}")
         assert f"ok on {nodes} node" in out
+
+
+def test_riak_client_secondary_indexes_on_five_nodes_and_with_one_down(
+    make_cluster: MakeCluster,
+) -> None:
+    """A plan covers the ring with fewer nodes than the five; written once, queried
+    through every node over both protocols, then again with one node down."""
+    c = make_cluster(5)
+    c.wait_converged()
+    run_scenario("index-write", "http", c, "idx")
+    for protocol in ("http", "pbc"):
+        assert "ok on 5 node" in run_scenario("index-read", protocol, c, "idx")
+    victim = c[3]
+    assert victim.stop() == 0
+    c.wait_up_everywhere(victim, up=False)
+    for protocol in ("http", "pbc"):
+        assert "ok on 4 node" in run_scenario("index-read", protocol, c, "idx")

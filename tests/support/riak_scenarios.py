@@ -9,6 +9,8 @@ nodes over HTTP and over PB (the client's default) and reads its exit status.
     ... quorum-failure --protocol pbc --node ... --bucket b   (one of the 3 nodes is down)
     ... datatypes --protocol pbc --node ... --bucket b  (bucket types counters, sets,
         maps and hlls made and active, of those datatypes)
+    ... index-write / index-read --protocol pbc --node ... --bucket b  (secondary
+        indexes: ``riak_index``; written through the first node, read through each)
 
 Each failed check raises; the message names it.
 """
@@ -20,6 +22,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from tests.support import riak_index
 from tests.support.riak_shim import load_riak
 
 
@@ -214,7 +217,9 @@ def datatypes(client: Any, riak: Any, name: str, shared: str, seen: int) -> None
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=["basic", "quorum-failure", "datatypes"])
+    p.add_argument(
+        "scenario", choices=["basic", "quorum-failure", "datatypes", "index-write", "index-read"]
+    )
     p.add_argument("--protocol", choices=["pbc", "http"], default="pbc")
     p.add_argument("--node", action="append", required=True, help="host:http_port:pb_port")
     p.add_argument("--bucket", required=True)
@@ -232,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.scenario == "basic":
                 server_info(client, args.protocol)
                 basic(client, riak, f"{args.bucket}{i}", args.w, args.r, args.node)
+            elif args.scenario == "index-write":
+                riak_index.write(client, args.bucket)
+                break  # written once, through the first node
+            elif args.scenario == "index-read":
+                riak_index.read(client, riak, args.bucket)
             elif args.scenario == "datatypes":
                 datatypes(client, riak, f"{args.bucket}{i}", f"{args.bucket}-shared", i)
             else:

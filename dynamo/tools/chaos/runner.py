@@ -27,7 +27,7 @@ from typing import Any, TextIO, TypeVar
 import aiohttp
 
 from dynamo.tools import carts
-from dynamo.tools.chaos import datatypes_work
+from dynamo.tools.chaos import datatypes_work, index_check
 from dynamo.tools.chaos.faults import KINDS, FaultLog, Faults
 from dynamo.tools.chaos.lab_faults import LabFaults
 from dynamo.tools.chaos.proxy import LinkMesh
@@ -75,6 +75,7 @@ class Report:
     faults: FaultLog
     converged_after_s: float | None
     unconverged: list[str] = field(default_factory=list)
+    index_queries: int = 0  # checked after healing (carts), every mismatch a server error
 
     @property
     def passed(self) -> bool:
@@ -90,7 +91,7 @@ class Report:
             f" refused {h.refused}, reads failed {h.reads_failed}",
             f"  lost {v.lost_count}, server errors {len(v.bugs)}, max siblings {h.max_siblings},"
             f" siblings that were not concurrent {len(v.not_concurrent)}",
-            f"  converged {conv} after healing",
+            f"  converged {conv} after healing; index queries checked {self.index_queries}",
             f"  faults applied {len(self.faults.applied)}: "
             + ", ".join(f"{k} {n}" for k, n in sorted(self.faults.counts().items())),
         ]
@@ -162,7 +163,7 @@ class Workload:
             url,
             lambda c: c.put(
                 BUCKET, key, value, content_type="application/json", context=context,
-                w="quorum", timeout_ms=4000,
+                w="quorum", timeout_ms=4000, indexes=index_check.entries(value),
             ),
         )  # fmt: skip
 
@@ -331,6 +332,14 @@ async def _drive(
                 final[key] = await _final(work.clients[urls[0]], settings.workload, key)
             except (ServiceError, aiohttp.ClientError, TimeoutError) as e:
                 history.bugs.append(f"final read of {key} failed: {e}")
+        indexed: index_check.IndexCheck | None = None
+        if settings.workload == "carts":
+            try:
+                indexed = await index_check.check(work.clients[urls[0]], BUCKET, keys)
+            except (ServiceError, aiohttp.ClientError, TimeoutError) as e:
+                history.bugs.append(f"index queries after healing failed: {e}")
+            else:
+                history.bugs += [f"index query {m}" for m in indexed.mismatches]
     divergent = unconverged if converged_after is None else []
     if settings.workload == "carts":
         verdict = carts.check(history, final, divergent)
@@ -343,6 +352,7 @@ async def _drive(
         faults=faults.log if faults else FaultLog(),
         converged_after_s=converged_after,
         unconverged=unconverged if converged_after is None else [],
+        index_queries=indexed.queries if indexed is not None else 0,
     )
 
 
