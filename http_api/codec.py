@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import quote_plus, unquote_plus
 
 from http_api.errors import BadRequest
+from http_api.indexes import header_values
 from http_api.types import Content, Sibling
 
 META_PREFIX = "x-riak-meta-"
@@ -126,7 +127,8 @@ def content_from_headers(
         if low.startswith(META_PREFIX) and len(low) > len(META_PREFIX):
             user_meta.append((name[len(META_PREFIX) :], value))
         elif low.startswith(INDEX_PREFIX) and len(low) > len(INDEX_PREFIX):
-            indexes.append((name[len(INDEX_PREFIX) :], value))
+            field = name[len(INDEX_PREFIX) :]
+            indexes.extend((field, v) for v in header_values(value))
     link = headers.get("Link")
     return Content(
         value=body,

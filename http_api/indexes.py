@@ -124,6 +124,8 @@ def query(
 ) -> IndexQuery:
     """A checked query; ``BadRequest`` saying what to change."""
     name = name.lower()
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise BadRequest(f"index name {name[:40]!r}...: at most {MAX_NAME_BYTES} bytes")
     k = kind(name)
     if k == INT:
         lo = parse_int(name, start)

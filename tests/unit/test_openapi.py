@@ -20,7 +20,15 @@ from http_api.service import NodeService
 SPEC_PATH = Path(__file__).resolve().parents[2] / "http_api" / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "head", "patch", "options", "trace")
 # A concrete value for each path parameter, so a documented path can be routed.
-SAMPLE = {"bucket": "b", "key": "k", "type": "default"}
+SAMPLE = {
+    "bucket": "b",
+    "key": "k",
+    "type": "default",
+    "index": "age_int",
+    "value": "1",
+    "start": "1",
+    "end": "9",
+}
 
 
 class _FakeService:
