@@ -39,6 +39,7 @@ from urllib.parse import unquote_plus, urlsplit
 import aiohttp
 from yarl import URL
 
+from http_api import codec
 from http_api.client_datatypes import HttpDatatypeOps
 from http_api.client_index import HttpIndexOps, IndexResult
 from http_api.client_ops import (
@@ -197,7 +198,8 @@ class ClientCore(Resolvers, HttpDatatypeOps, HttpIndexOps):
         if if_none_match:
             headers.append(("If-None-Match", "*"))
         headers.extend((f"X-Riak-Meta-{name}", v) for name, v in (meta or {}).items())
-        headers.extend((f"X-Riak-Index-{name}", str(v)) for name, v in indexes or ())
+        fields = ((name, str(v)) for name, v in indexes or ())
+        headers.extend((f"X-Riak-Index-{name}", v) for name, v in codec.joined_indexes(fields))
         return self.request(method, path, tuple(headers), body)
 
     # --- Operations: the shells make ``x_op`` their method ``x`` ---------------------------

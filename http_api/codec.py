@@ -67,8 +67,17 @@ def sibling_headers(bucket: str, s: Sibling, *, quoted_etag: bool = True) -> lis
     if c.deleted:
         h.append(("X-Riak-Deleted", "true"))
     h.extend((f"X-Riak-Meta-{name}", value) for name, value in c.user_meta)
-    h.extend((f"X-Riak-Index-{name}", value) for name, value in c.indexes)
+    h.extend((f"X-Riak-Index-{name}", value) for name, value in joined_indexes(c.indexes))
     return h
+
+
+def joined_indexes(fields: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """One header per index, its values comma-separated, as Riak sends and reads them (so
+    over HTTP a ``_bin`` term cannot hold a comma; over PB it can)."""
+    by_name: dict[str, list[str]] = {}
+    for name, value in fields:
+        by_name.setdefault(name, []).append(value)
+    return [(name, ", ".join(values)) for name, values in by_name.items()]
 
 
 def new_boundary() -> str:
@@ -177,7 +186,7 @@ def content_from_response_headers(
         elif low.startswith(META_PREFIX):
             meta.append((name[len(META_PREFIX) :], value))
         elif low.startswith(INDEX_PREFIX):
-            indexes.append((name[len(INDEX_PREFIX) :], value))
+            indexes.extend((name[len(INDEX_PREFIX) :], v) for v in header_values(value))
     return vtag, Content(
         value=body,
         content_type=ctype,
