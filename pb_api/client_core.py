@@ -13,12 +13,13 @@ else a ``PbError`` (a ``BadRequest``) with the text.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar, Unpack
 
 from google.protobuf.message import Message
 
+from http_api.client_index import IndexResult, Term
 from http_api.client_ops import Backoff, update_cycle
 from http_api.client_wire import (
     DeleteParams,
@@ -40,6 +41,7 @@ from http_api.errors import (
 from http_api.resolvers import Resolver, Resolvers
 from http_api.types import Content, Datatype, QuorumValue, Sibling
 from pb_api import client_datatypes, convert
+from pb_api.client_index import index_req, index_result
 from pb_api.messages import Code
 from pb_api.proto import riak_dt_pb2 as dt
 from pb_api.proto import riak_kv_pb2 as kv
@@ -132,7 +134,12 @@ def to_object(bucket: str, key: str, resp: kv.RpbGetResp | kv.RpbPutResp) -> KVO
     return KVObject(bucket, key, [_sibling(c) for c in resp.content], context)
 
 
-def _content(value: bytes | str, content_type: str | None, meta: Mapping[str, str] | None) -> Any:
+def _content(
+    value: bytes | str,
+    content_type: str | None,
+    meta: Mapping[str, str] | None,
+    indexes: Iterable[tuple[str, str | int]] | None = None,
+) -> Any:
     if isinstance(value, str):
         body, ctype = value.encode(), content_type or DEFAULT_TEXT_TYPE
     else:
@@ -145,6 +152,8 @@ def _content(value: bytes | str, content_type: str | None, meta: Mapping[str, st
             c.charset = v.strip('"').encode()
     for name, v in (meta or {}).items():
         c.usermeta.add(key=name.encode(), value=v.encode())
+    for name, term in indexes or ():
+        c.indexes.add(key=name.encode(), value=str(term).encode())
     return c
 
 
@@ -211,13 +220,14 @@ class PbClientCore(Resolvers):
         meta: Mapping[str, str] | None = None,
         return_body: bool = False,
         if_none_match: bool = False,
+        indexes: Iterable[tuple[str, str | int]] | None = None,
         **params: Unpack[WriteParams],
     ) -> Op[KVObject | None]:
-        """As the HTTP client's ``put``."""
+        """As the HTTP client's ``put`` (``indexes``: ``[("age_int", 42), ...]``)."""
         req = kv.RpbPutReq(
             bucket=bucket.encode(),
             key=key.encode(),
-            content=_content(value, content_type, meta),
+            content=_content(value, content_type, meta, indexes),
             return_body=return_body,
             if_none_match=if_none_match,
         )
@@ -235,13 +245,14 @@ class PbClientCore(Resolvers):
         content_type: str | None = None,
         meta: Mapping[str, str] | None = None,
         return_body: bool = False,
+        indexes: Iterable[tuple[str, str | int]] | None = None,
         **params: Unpack[WriteParams],
     ) -> Op[KVObject | None]:
         """``put`` to ``obj``'s key with its context: supersedes what ``obj`` was read with."""
         return (
             yield from self.put_op(
                 obj.bucket, obj.key, value, content_type=content_type, context=obj.context,
-                meta=meta, return_body=return_body, **params,
+                meta=meta, return_body=return_body, indexes=indexes, **params,
             )
         )  # fmt: skip
 
@@ -252,10 +263,12 @@ class PbClientCore(Resolvers):
         *,
         content_type: str | None = None,
         meta: Mapping[str, str] | None = None,
+        indexes: Iterable[tuple[str, str | int]] | None = None,
         **params: Unpack[WriteParams],
     ) -> Op[str]:
         """Store under a key the node chooses; returns that key."""
-        req = kv.RpbPutReq(bucket=bucket.encode(), content=_content(value, content_type, meta))
+        content = _content(value, content_type, meta, indexes)
+        req = kv.RpbPutReq(bucket=bucket.encode(), content=content)
         _quorums(req, params)
         resp = _one((yield from _call(Call(Code.PUT_REQ, req, Code.PUT_RESP))))
         return str(resp.key.decode())
@@ -283,6 +296,32 @@ class PbClientCore(Resolvers):
         call = Call(Code.LIST_BUCKETS_REQ, req, Code.LIST_BUCKETS_RESP, stream)
         answer = yield from _call(call)
         return [b.decode() for resp in answer for b in resp.buckets]  # type: ignore[union-attr]
+
+    def index_op(
+        self,
+        bucket: str,
+        name: str,
+        start: Term,
+        end: Term | None = None,
+        *,
+        max_results: int | None = None,
+        continuation: str | None = None,
+        return_terms: bool = False,
+        term_regex: str | None = None,
+        stream: bool = False,
+        timeout_ms: int | None = None,
+        bucket_type: str | None = None,
+    ) -> Op[IndexResult]:
+        """As the HTTP client's ``index``: keys whose index ``name`` holds ``start`` (or a
+        term from ``start`` to ``end``), one page of ``max_results`` with the next page's
+        continuation, or every result; ``stream`` asks the node to send them as found."""
+        req = index_req(
+            bucket, name, start, end, max_results=max_results, continuation=continuation,
+            return_terms=return_terms, term_regex=term_regex, stream=stream,
+            timeout_ms=timeout_ms, bucket_type=bucket_type,
+        )  # fmt: skip
+        answer = yield from _call(Call(Code.INDEX_REQ, req, Code.INDEX_RESP, stream))
+        return index_result(name, answer)
 
     def get_bucket_props_op(self, bucket: str) -> Op[dict[str, Any]]:
         req = core.RpbGetBucketReq(bucket=bucket.encode())

@@ -18,6 +18,7 @@ from http_api.errors import BadRequest, PreconditionFailed
 from http_api.service import RIAK_KV_VERSION, NodeService, active_preflist
 from http_api.types import DEFAULT_TYPE, GetOptions, typed_bucket
 from pb_api import convert, datatypes
+from pb_api import index as pb_index
 from pb_api.messages import Code, frame
 from pb_api.proto import riak_kv_pb2 as kv
 from pb_api.proto import riak_pb2 as core
@@ -30,6 +31,7 @@ OPERATIONS: dict[int, str] = {
     Code.DEL_REQ: "delete",
     Code.LIST_KEYS_REQ: "list_keys",
     Code.LIST_BUCKETS_REQ: "list_buckets",
+    Code.INDEX_REQ: "index",
     Code.GET_BUCKET_REQ: "props",
     Code.SET_BUCKET_REQ: "props",
     Code.RESET_BUCKET_REQ: "props",
@@ -57,7 +59,8 @@ Streamed = Callable[[Any], AsyncIterator[bytes]]
 
 class Handlers:
     """The request handlers of one node's PB front end: ``single`` answer with one frame,
-    ``streamed`` (the listings) with several, the last marked done."""
+    ``streamed`` (the listings, index queries) with several, the last marked done (or
+    with one, when the request did not ask for a stream)."""
 
     def __init__(self, service: NodeService) -> None:
         self.svc = service
@@ -81,6 +84,7 @@ class Handlers:
         self.streamed: dict[int, Streamed] = {
             Code.LIST_KEYS_REQ: self.list_keys,
             Code.LIST_BUCKETS_REQ: self.list_buckets,
+            Code.INDEX_REQ: self.index,
         }
 
     # --- The node, the connection -------------------------------------------------------------
@@ -214,6 +218,13 @@ class Handlers:
             if chunk:
                 yield frame(Code.LIST_BUCKETS_RESP, kv.RpbListBucketsResp(buckets=chunk))
         yield frame(Code.LIST_BUCKETS_RESP, kv.RpbListBucketsResp(done=True))
+
+    async def index(self, req: kv.RpbIndexReq) -> AsyncIterator[bytes]:
+        """A secondary index query (``pb_api.index``): one frame, or with ``stream`` a frame
+        per chunk, then one with done."""
+        query = pb_index.query_from_pb(req)
+        async for out in pb_index.answer(self.svc, self._bucket(req), query, stream=req.stream):
+            yield out
 
     # --- Preference list ----------------------------------------------------------------------
 

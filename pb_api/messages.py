@@ -46,6 +46,8 @@ class Code(IntEnum):
     GET_BUCKET_RESP = 20
     SET_BUCKET_REQ = 21
     SET_BUCKET_RESP = 22
+    INDEX_REQ = 25
+    INDEX_RESP = 26
     RESET_BUCKET_REQ = 29
     RESET_BUCKET_RESP = 30
     GET_BUCKET_TYPE_REQ = 31
@@ -79,6 +81,8 @@ BODIES: dict[int, type[Message]] = {
     Code.GET_BUCKET_REQ: core.RpbGetBucketReq,
     Code.GET_BUCKET_RESP: core.RpbGetBucketResp,
     Code.SET_BUCKET_REQ: core.RpbSetBucketReq,
+    Code.INDEX_REQ: kv.RpbIndexReq,
+    Code.INDEX_RESP: kv.RpbIndexResp,
     Code.RESET_BUCKET_REQ: core.RpbResetBucketReq,
     Code.GET_BUCKET_TYPE_REQ: core.RpbGetBucketTypeReq,
     Code.SET_BUCKET_TYPE_REQ: core.RpbSetBucketTypeReq,
@@ -104,6 +108,7 @@ REQUESTS: dict[int, int] = {
     Code.LIST_KEYS_REQ: Code.LIST_KEYS_RESP,
     Code.GET_BUCKET_REQ: Code.GET_BUCKET_RESP,
     Code.SET_BUCKET_REQ: Code.SET_BUCKET_RESP,
+    Code.INDEX_REQ: Code.INDEX_RESP,
     Code.RESET_BUCKET_REQ: Code.RESET_BUCKET_RESP,
     Code.GET_BUCKET_TYPE_REQ: Code.GET_BUCKET_RESP,
     Code.SET_BUCKET_TYPE_REQ: Code.SET_BUCKET_RESP,

@@ -1,5 +1,6 @@
 from pb_api.proto import riak_pb2 as _riak_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -174,6 +175,60 @@ class RpbListKeysResp(_message.Message):
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     done: bool
     def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., done: _Optional[bool] = ...) -> None: ...
+
+class RpbIndexReq(_message.Message):
+    __slots__ = ("bucket", "index", "qtype", "key", "range_min", "range_max", "return_terms", "stream", "max_results", "continuation", "timeout", "type", "term_regex", "pagination_sort", "cover_context", "return_body")
+    class IndexQueryType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        eq: _ClassVar[RpbIndexReq.IndexQueryType]
+        range: _ClassVar[RpbIndexReq.IndexQueryType]
+    eq: RpbIndexReq.IndexQueryType
+    range: RpbIndexReq.IndexQueryType
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    QTYPE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    RANGE_MIN_FIELD_NUMBER: _ClassVar[int]
+    RANGE_MAX_FIELD_NUMBER: _ClassVar[int]
+    RETURN_TERMS_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TERM_REGEX_FIELD_NUMBER: _ClassVar[int]
+    PAGINATION_SORT_FIELD_NUMBER: _ClassVar[int]
+    COVER_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    RETURN_BODY_FIELD_NUMBER: _ClassVar[int]
+    bucket: bytes
+    index: bytes
+    qtype: RpbIndexReq.IndexQueryType
+    key: bytes
+    range_min: bytes
+    range_max: bytes
+    return_terms: bool
+    stream: bool
+    max_results: int
+    continuation: bytes
+    timeout: int
+    type: bytes
+    term_regex: bytes
+    pagination_sort: bool
+    cover_context: bytes
+    return_body: bool
+    def __init__(self, bucket: _Optional[bytes] = ..., index: _Optional[bytes] = ..., qtype: _Optional[_Union[RpbIndexReq.IndexQueryType, str]] = ..., key: _Optional[bytes] = ..., range_min: _Optional[bytes] = ..., range_max: _Optional[bytes] = ..., return_terms: _Optional[bool] = ..., stream: _Optional[bool] = ..., max_results: _Optional[int] = ..., continuation: _Optional[bytes] = ..., timeout: _Optional[int] = ..., type: _Optional[bytes] = ..., term_regex: _Optional[bytes] = ..., pagination_sort: _Optional[bool] = ..., cover_context: _Optional[bytes] = ..., return_body: _Optional[bool] = ...) -> None: ...
+
+class RpbIndexResp(_message.Message):
+    __slots__ = ("keys", "results", "continuation", "done")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    results: _containers.RepeatedCompositeFieldContainer[_riak_pb2.RpbPair]
+    continuation: bytes
+    done: bool
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., results: _Optional[_Iterable[_Union[_riak_pb2.RpbPair, _Mapping]]] = ..., continuation: _Optional[bytes] = ..., done: _Optional[bool] = ...) -> None: ...
 
 class RpbContent(_message.Message):
     __slots__ = ("value", "content_type", "charset", "content_encoding", "vtag", "links", "last_mod", "last_mod_usecs", "usermeta", "indexes", "deleted")

@@ -10,6 +10,7 @@ from dynamo.tools.localcluster import LocalCluster, http
 from http_api.admin import AdminClient
 from http_api.client_sync import Client
 from http_api.errors import BadRequest, RequestTooLarge
+from pb_api.client import PbClient
 from tests.cluster.conftest import MakeCluster
 
 pytestmark = pytest.mark.cluster
@@ -108,3 +109,20 @@ def test_a_typed_bucket_is_its_own_index_namespace(cluster: LocalCluster) -> Non
         assert status == 204
         assert cl.index("people", "age_int", 7, bucket_type="tagged").keys == ["t1"]
         assert cl.index("people", "age_int", 7).keys == before
+
+
+def test_our_pb_client_writes_and_queries_indexes(cluster: LocalCluster) -> None:
+    host, port = cluster[1].pb_addr
+    with PbClient(f"pb://{host}:{port}") as pb:
+        pb.put("pbidx", "a", b"1", indexes=[("n_int", 5), ("t_bin", "x"), ("t_bin", "y,z")])
+        pb.put("pbidx", "b", b"2", indexes=[("n_int", -5)])
+        assert pb.index("pbidx", "t_bin", "y,z").keys == ["a"]  # a comma is fine over PB
+        got = pb.index("pbidx", "n_int", -10, 10, return_terms=True, max_results=1)
+        assert got.results == [(-5, "b")]
+        assert got.continuation is not None
+        rest = pb.index("pbidx", "n_int", -10, 10, max_results=1, continuation=got.continuation)
+        assert rest.keys == ["a"]
+        assert pb.index("pbidx", "$bucket", "pbidx", stream=True).keys == ["a", "b"]
+        obj = pb.get("pbidx", "a")
+        assert obj.content is not None
+        assert ("t_bin", "y,z") in obj.content.indexes
