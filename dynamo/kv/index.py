@@ -128,6 +128,16 @@ def diff(objkey: bytes, old: Obj | None, new: Obj | None) -> list[tuple[bytes, b
     return out
 
 
+def ref(found: dict[bytes, bytes]) -> bytes:
+    """A key's entries, listed beside them: what removes them without the object."""
+    out: bytes = msgpack.packb(sorted(found), use_bin_type=True)
+    return out
+
+
+def unref(data: bytes) -> list[bytes]:
+    return [k for k in msgpack.unpackb(data, raw=False) if isinstance(k, bytes)]
+
+
 def _successor(b: bytes) -> bytes | None:
     """The least bytes greater than every bytes starting with ``b`` (None: no bound)."""
     stripped = b.rstrip(b"\xff")

@@ -2,13 +2,22 @@
 
 Families (DESIGN section 5)::
 
-    objects  position(8, BE) + encode_bkey(bucket, key)  -> object (msgpack, with its seq)
+    objects  position(8, BE) + encode_bkey(bucket, key)  -> sealed object (msgpack, with its seq)
     log      seq (8, BE)                                  -> objects key
     hints    len(target)(1) + target + objects key        -> object for that target, its
                                                              seq field holding when the
                                                              hint was first stored (ms)
     meta     name                                         -> bytes
     index    bucket, index name, term, key (``kv.index``)  -> position (8, BE)
+
+A stored object is sealed: 0xC1 (a byte msgpack never writes), the CRC-32 of the
+encoded object (4 bytes, BE), then the object. Every read checks it; a value that fails
+(a bit flip on disk, a bad restore) is never served: it is logged, counted
+(``corrupt_total``) and removed with its log and index entries, so this replica reads
+as missing one copy, and read repair or anti-entropy puts a good copy back. Objects
+written before seals (they start 0x93, msgpack's 3-array) are read unchecked and sealed
+on their next write. Damage RocksDB finds itself (a block checksum) is a
+``StorageError`` naming it.
 
 Every change of an object is one atomic batch: the object, its new log entry, the
 removal of its previous log entry, and its index entries' changes, so the log holds
@@ -22,7 +31,8 @@ from __future__ import annotations
 import abc
 import logging
 import struct
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterator
 
 from dynamo.kv import index
 from dynamo.kv import object as objects
@@ -48,8 +58,25 @@ NO_SPACE = "No space left on device"  # in the error of a write the full disk re
 SEQ_LEASE_BLOCK = 10_000
 TOMB_PREFIX = b"tomb/"  # + objects key -> seq: tombstones the reaper walks
 REAPED_PREFIX = b"reaped/"  # + objects key -> marker: the history of a reaped tombstone
+IXREF_PREFIX = b"ixref/"  # + objects key -> the key's index entries (kv.index.ref)
 
 _U64 = struct.Struct(">Q")
+SEAL = b"\xc1"
+LEGACY = b"\x93"
+
+
+def seal(encoded: bytes) -> bytes:
+    """An encoded object as stored: its checksum first."""
+    return SEAL + zlib.crc32(encoded).to_bytes(4, "big") + encoded
+
+
+def unseal(stored: bytes) -> bytes | None:
+    """The encoded object, or None when its checksum (or its first byte) is wrong."""
+    head = stored[:1]
+    if head == SEAL:
+        body = stored[5:]
+        return body if zlib.crc32(body) == int.from_bytes(stored[1:5], "big") else None
+    return stored if head == LEGACY else None
 
 
 class StorageError(Exception):
@@ -75,11 +102,9 @@ def put_ops(
     tombstone: bool,
     was_tombstone: bool,
     clear_marker: bool,
-    index_changes: Sequence[tuple[bytes, bytes | None]] = (),
 ) -> list[Op]:
     """The one batch that stores a new version of a key (every store applies the same)."""
     ops: list[Op] = [(CF_OBJECTS, objkey, encoded), (CF_LOG, u64(seq), objkey)]
-    ops.extend((CF_INDEX, k, v) for k, v in index_changes)
     if old_seq:
         ops.append((CF_LOG, u64(old_seq), None))
     if tombstone:
@@ -91,12 +116,26 @@ def put_ops(
     return ops
 
 
+def index_ops(objkey: bytes, old: Obj | None, new: Obj | None) -> list[Op]:
+    """The index entries that take a key from ``old`` to ``new``, and the list of the
+    key's entries kept beside them (``IXREF_PREFIX``): what removes them even when the
+    object they came from can no longer be read."""
+    before = index.entries(objkey, old)
+    after = index.entries(objkey, new)
+    if before.keys() == after.keys():
+        return []
+    ops: list[Op] = [(CF_INDEX, k, None) for k in before if k not in after]
+    ops += [(CF_INDEX, k, v) for k, v in after.items() if k not in before]
+    ops.append((CF_META, IXREF_PREFIX + objkey, index.ref(after) if after else None))
+    return ops
+
+
 def remove_ops(
     objkey: bytes, seq: int, seq_floor: int, marker: bytes | None, stored: Obj | None = None
 ) -> list[Op]:
     """The one batch that removes a key (reaped: leaving ``marker``; dropped: none), with
     the index entries of ``stored``, the object removed."""
-    ops: list[Op] = [(CF_INDEX, k, None) for k in index.entries(objkey, stored)]
+    ops: list[Op] = index_ops(objkey, stored, None)
     ops += [
         (CF_OBJECTS, objkey, None),
         (CF_LOG, u64(seq), None),
@@ -125,6 +164,38 @@ class StoreAPI(abc.ABC):
     _seq_lease: int
     write_refusal: str | None = None  # why writes fail, from the first failure to a success
     write_failures_total: int = 0
+    corrupt_total: int = 0  # stored objects whose checksum failed: removed, never served
+
+    def _verified(self, objkey: bytes, stored: bytes | None) -> bytes | None:
+        """The object stored at ``objkey``, checked; a damaged one is removed and reads
+        as absent."""
+        if stored is None:
+            return None
+        body = unseal(stored)
+        if body is None:
+            self._quarantine(objkey, stored)
+        return body
+
+    def _quarantine(self, objkey: bytes, stored: bytes) -> None:
+        self.corrupt_total += 1
+        log.error(
+            "stored object %s failed its checksum (%d so far): removed; read repair and"
+            " anti-entropy restore it from the other replicas",
+            objkey.hex(),
+            self.corrupt_total,
+        )
+        ops: list[Op] = [(CF_OBJECTS, objkey, None), (CF_META, TOMB_PREFIX + objkey, None)]
+        seq = objects.stored_seq(stored) if len(stored) > 13 else 0
+        if seq and self.get_in(CF_LOG, u64(seq)) == objkey:
+            ops.append((CF_LOG, u64(seq), None))
+        ref = self.get_in(CF_META, IXREF_PREFIX + objkey)
+        if ref is not None:
+            ops += [(CF_INDEX, k, None) for k in index.unref(ref)]
+            ops.append((CF_META, IXREF_PREFIX + objkey, None))
+        try:
+            self._apply(ops)
+        except StorageError as e:
+            log.error("removing the damaged object failed: %s", e)
 
     def _write_failed(self, e: BaseException) -> StorageError:
         """Record a failed write; the error to raise (``DiskFull`` when out of space).
@@ -161,7 +232,13 @@ class StoreAPI(abc.ABC):
         """Apply ``ops`` atomically (all or none); ``sync`` waits for the disk."""
 
     @abc.abstractmethod
-    def get_raw(self, objkey: bytes) -> bytes | None: ...
+    def get_raw(self, objkey: bytes) -> bytes | None:
+        """The encoded object (its seal checked and taken off: ``_verified``)."""
+
+    @abc.abstractmethod
+    def get_in(self, family: str, key: bytes) -> bytes | None:
+        """One entry of ``family`` as stored."""
+
     @abc.abstractmethod
     def marker(self, objkey: bytes) -> bytes | None: ...
     @abc.abstractmethod
@@ -249,14 +326,14 @@ class StoreAPI(abc.ABC):
         self._apply(
             put_ops(
                 objkey,
-                objects.encode(obj, seq),
+                seal(objects.encode(obj, seq)),
                 seq,
                 old_seq,
                 tombstone,
                 was_tombstone,
                 clear_marker,
-                index.diff(objkey, previous, obj),
             )
+            + index_ops(objkey, previous, obj)
         )
         self.seq = seq
         return seq
@@ -288,10 +365,10 @@ class StoreAPI(abc.ABC):
         batch: list[Op] = []
         for objkey, raw in self.scan():
             done += 1
-            changes = index.entries(objkey, objects.decode(raw)[0])
+            changes = index_ops(objkey, None, objects.decode(raw)[0])
             if changes:
                 indexed += 1
-                batch.extend((CF_INDEX, k, v) for k, v in changes.items())
+                batch += changes
             if len(batch) >= 1000:
                 self._apply(batch)
                 batch = []

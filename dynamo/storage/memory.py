@@ -122,7 +122,10 @@ class MemStore(StoreAPI):
     # --- Objects ------------------------------------------------------------------------------
 
     def get_raw(self, objkey: bytes) -> bytes | None:
-        v: bytes | None = self._live["objects"].get(objkey)
+        return self._verified(objkey, self.get_in(CF_OBJECTS, objkey))
+
+    def get_in(self, family: str, key: bytes) -> bytes | None:
+        v: bytes | None = self._live[family].get(key)
         return v
 
     def marker(self, objkey: bytes) -> bytes | None:
@@ -135,6 +138,8 @@ class MemStore(StoreAPI):
         objs = self._live[family]
         for k in list(objs.irange(minimum=start, maximum=end, inclusive=(True, False))):
             v = objs.get(k)
+            if v is not None and family == CF_OBJECTS:
+                v = self._verified(k, v)
             if v is not None:
                 yield k, v
 

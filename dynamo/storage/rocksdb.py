@@ -163,9 +163,14 @@ class Store(StoreAPI):
     # --- Objects ------------------------------------------------------------------------------
 
     def get_raw(self, objkey: bytes) -> bytes | None:
+        return self._verified(objkey, self.get_in(CF_OBJECTS, objkey))
+
+    def get_in(self, family: str, key: bytes) -> bytes | None:
+        if self.closed:
+            raise StorageError("the store is closed")
         try:
-            v: bytes | None = self._cf[CF_OBJECTS].get(objkey)
-        except Exception as e:
+            v: bytes | None = self._cf[family].get(key)
+        except Exception as e:  # RocksDB's own checks (a block checksum) name the damage
             raise StorageError(f"read failed: {e}") from e
         return v
 
@@ -207,9 +212,17 @@ class Store(StoreAPI):
             ro.set_iterate_upper_bound(end)
         it = self._cf[family].iter(ro)
         it.seek(start)
+        check = family == CF_OBJECTS
         while it.valid():
-            yield it.key(), it.value()
+            if not check:
+                yield it.key(), it.value()
+            elif (body := self._verified(it.key(), it.value())) is not None:
+                yield it.key(), body
             it.next()
+        try:
+            it.status()
+        except Exception as e:
+            raise StorageError(f"read failed: {e}") from e
 
     def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` log entries with seq > ``after_seq``: (seq, objects key)."""

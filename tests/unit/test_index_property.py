@@ -18,7 +18,14 @@ from dynamo.kv import object as objects
 from dynamo.kv.index_query import answer
 from dynamo.kv.replica import Replica
 from dynamo.net.methods import IndexPageRequest
-from dynamo.storage.contract import CF_INDEX, CF_META, META_INDEXED, Op, StoreAPI
+from dynamo.storage.contract import (
+    CF_INDEX,
+    CF_META,
+    IXREF_PREFIX,
+    META_INDEXED,
+    Op,
+    StoreAPI,
+)
 from dynamo.storage.memory import Disk, MemStore
 from dynamo.storage.rocksdb import Store
 from http_api import indexes
@@ -144,6 +151,13 @@ def check(store: StoreAPI, rng: random.Random) -> None:
             assert asked(store, bucket, q, EVERYTHING, limit) == want, q
             halves = [asked(store, bucket, q, (r,), limit) for r in HALVES]
             assert index.merged(halves) == want, q
+    # each key's list of its entries (what removes them without the object) is exact
+    refs = dict(store.meta_scan(IXREF_PREFIX, b"", 10**6))
+    for objkey, raw in store.scan():
+        want_refs = sorted(index.entries(objkey, objects.decode(raw)[0]))
+        got_refs = index.unref(refs.pop(objkey)) if objkey in refs else []
+        assert got_refs == want_refs, objkey
+    assert refs == {}, "a list of entries outlived its object"
     # every index entry belongs to a live object that carries it: none outlives its object
     for ikey, pos in store.scan(family=CF_INDEX):
         found = [k for k, v in store.scan(pos, (int.from_bytes(pos, "big") + 1).to_bytes(8, "big"))]
