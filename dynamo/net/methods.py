@@ -15,6 +15,7 @@ gossip_ack2     gossip's ACK2 body            None                     gossip.se
 aae_pull        anti-entropy pull body        its reply body           gossip.aae_service
 aae_fetch       anti-entropy fetch body       its reply body           gossip.aae_service
 index           IndexPageRequest              IndexPageReply           kv.index_query
+tictac          tictac exchange step          hashes or keys           node.tictac
 ==============  ============================  =======================  ==============
 
 The gossip and anti-entropy bodies are those packages' own wire formats, checked by
@@ -42,6 +43,7 @@ from dynamo.net.schema import (
     field,
     items,
 )
+from gossip import tictac
 from gossip.antientropy import METHOD_FETCH, METHOD_PULL
 from gossip.wire import METHOD_ACK2, METHOD_SYN
 from http_api import errors
@@ -498,9 +500,21 @@ GOSSIP_SYN: Method[Any, Any] = Method(METHOD_SYN, v1=CARRIED, v2=CARRIED)
 GOSSIP_ACK2: Method[Any, Any] = Method(METHOD_ACK2, v1=CARRIED, v2=CARRIED)
 AAE_PULL: Method[Any, Any] = Method(METHOD_PULL, v1=CARRIED, v2=CARRIED)
 AAE_FETCH: Method[Any, Any] = Method(METHOD_FETCH, v1=CARRIED, v2=CARRIED)
+TICTAC: Method[Any, Any] = Method(tictac.METHOD, v1=CARRIED, v2=CARRIED)
 
 METHODS = Registry(
-    GET, PUT, COORD_PUT, KEYS, BUCKETS, HANDOFF, GOSSIP_SYN, GOSSIP_ACK2, AAE_PULL, AAE_FETCH, INDEX
+    GET,
+    PUT,
+    COORD_PUT,
+    KEYS,
+    BUCKETS,
+    HANDOFF,
+    GOSSIP_SYN,
+    GOSSIP_ACK2,
+    AAE_PULL,
+    AAE_FETCH,
+    INDEX,
+    TICTAC,
 )
 
 __all__ = [
@@ -516,6 +530,7 @@ __all__ = [
     "KEYS",
     "METHODS",
     "PUT",
+    "TICTAC",
     "Batch",
     "ErrorCode",
     "ForwardedPut",

@@ -116,6 +116,13 @@ class NodeConfig:
     tombstone_grace_s: float = 3600.0  # tombstones live this long once every primary has them
     reaped_marker_ttl_s: float = 7 * 86400.0  # a reaped key ignores older copies this long
     maintenance_interval_s: float = 5.0  # pace of reaping and cleanup checks
+    # The tictac backstop (node.tictac): compares everything two replicas hold, finding
+    # what no log shows (rot, objects lost behind the store's back). One small exchange
+    # per interval when nothing differs; the rebuild reads every object at a bounded rate.
+    tictac_exchange_interval_s: float = 60.0
+    tictac_rebuild_interval_s: float = 7 * 86400.0
+    tictac_rebuild_keys_per_s: float = 2_000.0  # a rebuild's pace: 1M keys in ~8 min
+    tictac_build_keys_per_s: float = 50_000.0  # the first build after a start
     max_concurrent_requests: int = 1024  # beyond it, 503 with Retry-After rather than a queue
     max_siblings: int = 100  # writes that would exceed it are refused with 409-ish 503
     sibling_warning: int = 25  # log a warning when a key reaches this many siblings
@@ -180,9 +187,14 @@ class NodeConfig:
             "aae_interval_s",
             "aae_quiet_interval_s",
             "pb_stall_timeout_s",
+            "tictac_exchange_interval_s",
+            "tictac_rebuild_interval_s",
         ):
             if not getattr(self, name) > 0:
                 raise bad(name, "must be above 0 seconds")
+        for name in ("tictac_rebuild_keys_per_s", "tictac_build_keys_per_s"):
+            if not getattr(self, name) >= 10:
+                raise bad(name, "must be at least 10 keys a second")
         if self.left_purge_s < 0:
             raise bad("left_purge_s", "must be 0 or more seconds")
         if self.maintenance_interval_s <= 0:
@@ -277,12 +289,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "aae_quiet_interval_s": 10.0,
     },
     "local": {
+        "tictac_exchange_interval_s": 10.0,
         "gossip_interval_s": 0.5,
         "aae_quiet_interval_s": 1.0,
         "handoff_interval_s": 0.5,
         "maintenance_interval_s": 1.0,
     },
     "test": {
+        "tictac_exchange_interval_s": 1.0,
         "request_timeout_ms": 2000,
         "rpc_timeout_ms": 1000,
         "aae_quiet_interval_s": 1.0,

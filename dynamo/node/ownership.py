@@ -20,11 +20,11 @@ from dynamo.node.cluster import Cluster
 from dynamo.node.config import NodeConfig
 from dynamo.node.env import REAL, Env
 from dynamo.node.maintenance import Maintenance
+from dynamo.node.tictac import TictacService
 from dynamo.storage.contract import StoreAPI
 from gossip.aae_service import AntiEntropyService
 from gossip.antientropy import (
     AntiEntropy,
-    Entry,
     range_spec,
     spec_hash,
     watermark_from_bytes,
@@ -109,6 +109,20 @@ class Ownership:
             interval_s=config.maintenance_interval_s,
             env=env,
         )
+        self.tictac = TictacService(
+            config.node_id,
+            store,
+            cluster,
+            lambda peer, name, body: call(
+                peer, methods.METHODS[name], body, self.rpc_timeout_s * 2
+            ),
+            self.apply,
+            exchange_interval_s=config.tictac_exchange_interval_s,
+            rebuild_interval_s=config.tictac_rebuild_interval_s,
+            rebuild_keys_per_s=config.tictac_rebuild_keys_per_s,
+            build_keys_per_s=config.tictac_build_keys_per_s,
+            env=env,
+        )
         self.transfer: LeaveTransfer | None = None
         cluster.on_ring_change.append(self._ring_changed)
 
@@ -116,9 +130,15 @@ class Ownership:
         register(methods.AAE_PULL, self.aae_service.handle_pull)
         register(methods.AAE_FETCH, self.aae_service.handle_fetch)
         register(methods.HANDOFF, self.handle_handoff)
+        register(methods.TICTAC, self.tictac.handle)
 
     def tasks(self) -> list[Awaitable[Any]]:
-        return [self.aae_service.run(), self.hints.run(), self.maintenance.run()]
+        return [
+            self.aae_service.run(),
+            self.hints.run(),
+            self.maintenance.run(),
+            self.tictac.run(),
+        ]
 
     def _ring_changed(self, old: Ring, new: Ring) -> None:
         self.aae_service.poke()
@@ -136,7 +156,7 @@ class Ownership:
     def _aae_peers(self) -> list[str]:
         return [n for n in self.cluster.ring.members if n != self.node_id and self.cluster.is_up(n)]
 
-    async def apply(self, entries: Sequence[Entry]) -> int:
+    async def apply(self, entries: Sequence[tuple[bytes, bytes]]) -> int:
         changed = 0
         for i, (objkey, raw) in enumerate(entries):
             obj, _ = objects.decode(raw)
@@ -161,6 +181,7 @@ class Ownership:
             "objects_sent": self.aae.objects_out,
             "bytes_sent": self.aae.bytes_out,
             "objects_changed": self.aae_service.changed,
+            "tictac": self.tictac.status(),
         }
 
     # --- Hints --------------------------------------------------------------------------------

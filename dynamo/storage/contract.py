@@ -32,7 +32,7 @@ import abc
 import logging
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dynamo.kv import index
 from dynamo.kv import object as objects
@@ -165,6 +165,10 @@ class StoreAPI(abc.ABC):
     write_refusal: str | None = None  # why writes fail, from the first failure to a success
     write_failures_total: int = 0
     corrupt_total: int = 0  # stored objects whose checksum failed: removed, never served
+    # Told of every change of a stored object: (objects key, old, new), encoded or None
+    # (the tictac tree's hook). A damaged object removed on a read is not told: the next
+    # rebuild of the tree finds it gone.
+    on_change: Callable[[bytes, bytes | None, bytes | None], None] | None = None
 
     def _verified(self, objkey: bytes, stored: bytes | None) -> bytes | None:
         """The object stored at ``objkey``, checked; a damaged one is removed and reads
@@ -323,10 +327,12 @@ class StoreAPI(abc.ABC):
         reaped marker (its history now lives in ``obj``).
         """
         seq = self._next_seq()
+        old = unseal(raw) if self.on_change and (raw := self.get_in(CF_OBJECTS, objkey)) else None
+        encoded = objects.encode(obj, seq)
         self._apply(
             put_ops(
                 objkey,
-                seal(objects.encode(obj, seq)),
+                seal(encoded),
                 seq,
                 old_seq,
                 tombstone,
@@ -336,6 +342,8 @@ class StoreAPI(abc.ABC):
             + index_ops(objkey, previous, obj)
         )
         self.seq = seq
+        if self.on_change is not None:
+            self.on_change(objkey, old, encoded)
         return seq
 
     def reap(self, objkey: bytes, expected_seq: int, marker: bytes) -> bool:
@@ -345,6 +353,7 @@ class StoreAPI(abc.ABC):
         if cur is None or cur[1] != expected_seq:
             return False
         self._apply(remove_ops(objkey, expected_seq, self.seq, marker, cur[0]))
+        self._removed(objkey, cur[0])
         return True
 
     def drop(self, objkey: bytes, expected_seq: int) -> bool:
@@ -353,7 +362,12 @@ class StoreAPI(abc.ABC):
         if cur is None or cur[1] != expected_seq:
             return False
         self._apply(remove_ops(objkey, expected_seq, self.seq, None, cur[0]))
+        self._removed(objkey, cur[0])
         return True
+
+    def _removed(self, objkey: bytes, obj: Obj) -> None:
+        if self.on_change is not None:
+            self.on_change(objkey, objects.encode(obj, 0), None)
 
     def build_index(self, progress_every: int = 100_000) -> int:
         """Write the index entries of every stored object, once per data directory (a

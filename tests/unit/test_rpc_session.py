@@ -213,6 +213,6 @@ def test_an_error_code_from_a_later_release_is_internal() -> None:
 
 def test_the_registry_names_every_method_once() -> None:
     names = [m.name for m in methods.METHODS]
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)) == 12
     with pytest.raises(ValueError, match="twice"):
         schema.Registry(methods.GET, methods.GET)
