@@ -92,13 +92,13 @@ class IndexQueries:
         return reply
 
     async def _part(
-        self, s: Scan, part: Coverage, after: Entry | None, failed: set[str]
+        self, s: Scan, part: Coverage, after: Entry | None, failed: set[str], page: int = PAGE
     ) -> AsyncGenerator[list[Entry]]:
         """Pages of one part of a plan, in order; if its node fails, its ranges are asked
         of the others from where it stopped."""
         while True:
             try:
-                reply = await self._ask(part.node, s, part.ranges, after, PAGE)
+                reply = await self._ask(part.node, s, part.ranges, after, page)
             except RpcError as e:
                 failed.add(part.node)
                 self.replans += 1
@@ -118,8 +118,8 @@ class IndexQueries:
                         " ranges is up: retry"
                     )
                 for sub in again.parts:
-                    async for page in self._part(s, sub, after, failed):
-                        yield page
+                    async for entries in self._part(s, sub, after, failed, page):
+                        yield entries
                 return
             if reply.entries:
                 yield reply.entries
@@ -132,7 +132,7 @@ class IndexQueries:
     ) -> tuple[list[Entry], bool]:
         """Up to ``limit`` entries of one part; True when it holds more."""
         out: list[Entry] = []
-        pages = self._part(s, part, after, failed)
+        pages = self._part(s, part, after, failed, min(PAGE, limit + 1))
         async for page in pages:
             out.extend(page)
             if len(out) > limit:
@@ -192,6 +192,9 @@ class IndexQueries:
 
     @staticmethod
     def _terms(q: IndexQuery, entries: list[Entry]) -> tuple[tuple[str, bytes], ...]:
+        """The results; terms decoded only when the answer shows them."""
+        if not q.with_terms:
+            return tuple(("", k) for _, k in entries)
         return tuple((index.decode_term(q.name, t), k) for t, k in entries)
 
     async def keys(self, bucket: bytes, timeout_ms: int) -> AsyncIterator[list[bytes]]:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dynamo.tools.bench.config import BenchConfig, BenchConfigError, Target, parse_urls
+from dynamo.tools.bench.connection import Workload
 from dynamo.tools.bench.histogram import (
     LINEAR_STEP_NS,
     RATIO,
@@ -220,6 +221,46 @@ def test_request_bytes() -> None:
     )
 
 
+def test_a_put_with_no_indexes_is_byte_for_byte_the_plain_put() -> None:
+    plain = RequestFactory("h:1", "b", "", "?w=2", b"xyz")
+    none = RequestFactory("h:1", "b", "", "?w=2", b"xyz", indexes=0, index_query="eq")
+    for vclock in (None, b"VC"):
+        assert none.put(1234, vclock) == plain.put(1234, vclock)
+    assert b"X-Riak-Index" not in plain.put(1234)
+
+
+def test_a_put_carries_its_index_headers_before_the_context() -> None:
+    one = RequestFactory("h:1", "b", "", "", b"xyz", indexes=1)
+    two = RequestFactory("h:1", "b", "", "", b"xyz", indexes=2)
+    head = (
+        b"PUT /buckets/b/keys/k4321 HTTP/1.1\r\nHost: h:1\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Length: 3\r\n"
+    )
+    assert one.put(4321) == head + b"X-Riak-Index-age_int: 321\r\n\r\nxyz"
+    assert two.put(4321, b"VC") == head + (
+        b"X-Riak-Index-age_int: 321\r\nX-Riak-Index-email_bin: user4321@example.com\r\n"
+        b"X-Riak-Vclock: VC\r\n\r\nxyz"
+    )
+
+
+def test_index_queries_ask_for_the_term_of_the_key_index() -> None:
+    eq = RequestFactory("h:1", "b b", "", "", b"", index_query="eq")
+    page = RequestFactory("h:1", "b b", "", "", b"", index_query="range")
+    host = b" HTTP/1.1\r\nHost: h:1\r\n\r\n"
+    assert eq.get(12_042) == b"GET /buckets/b%20b/index/age_int/42" + host
+    assert page.get(7) == b"GET /buckets/b%20b/index/age_int/7/999?max_results=100" + host
+    assert page.put(7) == RequestFactory("h:1", "b b", "", "", b"").put(7)
+
+
+def test_index_workloads_are_get_like() -> None:
+    for mode in ("index-eq", "index-range"):
+        w = Workload(mode, UniformKeys(5, random.Random(1)), random.Random(1))
+        op = w.next_op()
+        assert op is not None
+        assert op[0] == GET
+        assert not w.rmw
+
+
 # --- config ---------------------------------------------------------------------------------
 
 
@@ -237,11 +278,25 @@ def test_connections_are_split_between_processes_without_overlap() -> None:
         ({"connections": 1, "procs": 2}, "--connections"),
         ({"r": "most"}, "--r"),
         ({"n_val": 0}, "--n"),
+        ({"indexes": 3}, "--indexes 3"),
+        ({"indexes": -1}, "--indexes -1"),
+        ({"indexes": 1, "protocol": "pb"}, "--indexes 1: .*HTTP only"),
+        ({"workload": "index-eq", "protocol": "pb", "preload": False}, "index-eq: .*HTTP only"),
+        ({"workload": "index-range", "protocol": "pb", "indexes": 2}, "index-range: .*HTTP"),
+        ({"workload": "counter", "indexes": 1}, "--indexes 1: counters"),
+        ({"workload": "index-eq", "indexes": 1, "r": "2"}, "--r 2"),
+        ({"workload": "index-eq"}, "--indexes 1 or 2"),
     ],
 )
 def test_bad_options_name_themselves(kwargs: dict[str, object], option: str) -> None:
     with pytest.raises(BenchConfigError, match=option):
         BenchConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_index_workloads_name_their_query() -> None:
+    assert BenchConfig(workload="index-eq", indexes=1).index_query == "eq"
+    assert BenchConfig(workload="index-range", preload=False).index_query == "range"
+    assert BenchConfig(workload="get", indexes=2).index_query is None
 
 
 def test_urls_may_be_repeated_or_comma_separated() -> None:
@@ -271,7 +326,8 @@ class FakeNode:
         app.router.add_put("/buckets/bench/keys/{key}", self.put)
         return app
 
-    async def ping(self, request: web.Request) -> web.Response:
+    @staticmethod
+    async def ping(request: web.Request) -> web.Response:
         return web.Response(text="OK")
 
     async def get_props(self, request: web.Request) -> web.Response:
@@ -333,3 +389,58 @@ async def test_a_short_read_modify_write_run_counts_every_request_without_errors
     assert node.gets >= gets
     assert result.statuses == {"200": gets, "204": puts}
     assert result.latency_ms["p50"] <= result.latency_ms["p99"] <= result.latency_ms["max"]
+
+
+class FakeIndexNode:
+    """PUTs keep their index headers; ``/buckets/bench/index/age_int/TERM`` answers the
+    keys whose ``age_int`` is TERM."""
+
+    def __init__(self) -> None:
+        self.ages: dict[str, str] = {}
+        self.emails: dict[str, str] = {}
+        self.queried: list[str] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.add_routes(
+            [
+                web.get("/ping", FakeNode.ping),
+                web.put("/buckets/bench/keys/{key}", self.put),
+                web.get("/buckets/bench/index/age_int/{term}", self.query),
+            ]
+        )
+        return app
+
+    async def put(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        self.ages[key] = request.headers["X-Riak-Index-age_int"]
+        self.emails[key] = request.headers["X-Riak-Index-email_bin"]
+        return web.Response(status=204)
+
+    async def query(self, request: web.Request) -> web.Response:
+        term = request.match_info["term"]
+        self.queried.append(term)
+        return web.json_response({"keys": sorted(k for k, a in self.ages.items() if a == term)})
+
+
+async def test_an_index_run_preloads_index_headers_and_counts_queries_as_gets() -> None:
+    node = FakeIndexNode()
+    async with TestServer(node.app(), host="127.0.0.1") as server:
+        cfg = BenchConfig(
+            workload="index-eq",
+            indexes=2,
+            keys=1200,
+            connections=2,
+            procs=1,
+            duration_s=0.5,
+            warmup_s=0.0,
+        )
+        assert server.port is not None
+        result = await run_bench(cfg, [Target("127.0.0.1", server.port)])
+    assert node.ages == {f"k{i}": str(i % 1000) for i in range(1200)}
+    assert node.emails == {f"k{i}": f"user{i}@example.com" for i in range(1200)}
+    assert result.error_count == 0
+    assert set(result.per_op) == {"get"}
+    assert result.statuses == {"200": result.requests}
+    assert node.queried
+    assert all(0 <= int(t) < 1000 for t in node.queried)

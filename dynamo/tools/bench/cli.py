@@ -36,6 +36,8 @@ other than 300 siblings, timeouts, connection errors).
   dynamo bench --nodes 3 --workload mixed --duration 30
   dynamo bench --url http://127.0.0.1:8098,http://127.0.0.1:8198 --workload rmw --r 2 --w 2
   dynamo bench --nodes 3 --workload counter --protocol pb   (counter increments)
+  dynamo bench --nodes 3 --workload put --indexes 2   (PUTs with two 2i entries each)
+  dynamo bench --nodes 3 --workload index-eq --indexes 1 --keys 100000   (2i queries)
 """
 
 
@@ -65,7 +67,12 @@ def add_parser(sub: Any) -> None:
     )
     d = BenchConfig()
     w = p.add_argument_group("workload")
-    w.add_argument("--workload", choices=WORKLOADS, default=d.workload)
+    w.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default=d.workload,
+        help="index-eq, index-range: 2i queries of age_int (HTTP; preload with --indexes)",
+    )
     w.add_argument(
         "--protocol",
         choices=PROTOCOLS,
@@ -77,6 +84,13 @@ def add_parser(sub: Any) -> None:
     w.add_argument("--dist", choices=DISTS, default=d.dist, help="key popularity")
     w.add_argument("--zipf-s", type=float, default=d.zipf_s, help="zipfian exponent")
     w.add_argument("--value-bytes", type=int, default=d.value_bytes)
+    w.add_argument(
+        "--indexes",
+        type=int,
+        default=d.indexes,
+        help="HTTP: index headers on each PUT of k{i} (preload too), 0..2: age_int i mod 1000,"
+        " then email_bin user{i}@example.com; index-eq and index-range query age_int",
+    )
     w.add_argument("--bucket", default=d.bucket)
     w.add_argument(
         "--bucket-type",
@@ -118,6 +132,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         dist=args.dist,
         zipf_s=args.zipf_s,
         value_bytes=args.value_bytes,
+        indexes=args.indexes,
         duration_s=args.duration,
         warmup_s=args.warmup,
         connections=args.connections,

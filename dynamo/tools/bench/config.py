@@ -8,7 +8,9 @@ import urllib.parse
 from dataclasses import asdict, dataclass
 from typing import Any
 
-WORKLOADS = ("get", "put", "mixed", "rmw", "counter")
+WORKLOADS = ("get", "put", "mixed", "rmw", "counter", "index-eq", "index-range")
+INDEX_WORKLOADS = ("index-eq", "index-range")  # 2i queries over HTTP, counted as GETs
+MAX_INDEXES = 2  # index headers a PUT can carry: age_int, then email_bin
 PROTOCOLS = ("http", "pb")
 DISTS = ("uniform", "zipfian")
 _QUORUM_WORDS = ("one", "quorum", "all", "default")
@@ -71,14 +73,17 @@ def _quorum(name: str, value: str | None) -> None:
 class BenchConfig:
     """One run. Each field is one ``dynamo bench`` option."""
 
-    workload: str = "get"  # get, put, mixed (read_ratio GETs), rmw (GET then PUT with context)
-    #   or counter (increments of counters of ``bucket_type``, a counter bucket type)
+    workload: str = "get"  # get, put, mixed (read_ratio GETs), rmw (GET then PUT with context),
+    #   counter (increments of counters of ``bucket_type``, a counter bucket type), or the
+    #   2i queries index-eq (age_int = i mod 1000) and index-range (a 100-key page from it)
     protocol: str = "http"  # http (HTTP/1.1 keep-alive) or pb (Riak Protocol Buffers)
     read_ratio: float = 0.5  # share of GETs in ``mixed``
     keys: int = 10_000  # key space k0..k{keys-1}; more keys, fewer hot spots and siblings
     dist: str = "uniform"  # uniform or zipfian (rank 1 = k0 the hottest)
     zipf_s: float = 0.99  # zipfian exponent: larger, more skew
     value_bytes: int = 1024  # PUT body size
+    indexes: int = 0  # index headers on each PUT of k{i} (0..2): age_int i mod 1000, then
+    #   email_bin user{i}@example.com; each costs index entries written on every replica
     duration_s: float = 10.0  # measured seconds
     warmup_s: float = 2.0  # seconds of load before measuring, excluded from the figures
     connections: int = 8  # keep-alive connections in all, split between the processes
@@ -126,6 +131,24 @@ class BenchConfig:
             raise BenchConfigError("--bucket: must not be empty")
         _quorum("r", self.r)
         _quorum("w", self.w)
+        self._check_indexes()
+
+    def _check_indexes(self) -> None:
+        if not 0 <= self.indexes <= MAX_INDEXES:
+            raise BenchConfigError(f"--indexes {self.indexes}: use 0..{MAX_INDEXES}")
+        queries = self.workload in INDEX_WORKLOADS
+        if (queries or self.indexes) and self.protocol != "http":
+            what = f"--workload {self.workload}" if queries else f"--indexes {self.indexes}"
+            raise BenchConfigError(f"{what}: secondary indexes are HTTP only (--protocol http)")
+        if self.indexes and self.workload == "counter":
+            raise BenchConfigError(f"--indexes {self.indexes}: counters carry no indexes")
+        if queries and self.r is not None:
+            raise BenchConfigError(f"--r {self.r}: an index query takes no r")
+        if queries and self.preload and not self.indexes:
+            raise BenchConfigError(
+                f"--workload {self.workload} with preload: give --indexes 1 or 2 so the"
+                " preloaded objects carry age_int (or --no-preload for keys already loaded)"
+            )
 
     @property
     def get_query(self) -> str:
@@ -134,6 +157,11 @@ class BenchConfig:
     @property
     def put_query(self) -> str:
         return f"?w={self.w}" if self.w else ""
+
+    @property
+    def index_query(self) -> str | None:
+        """``eq`` or ``range`` for an index workload, else None."""
+        return self.workload.removeprefix("index-") if self.workload in INDEX_WORKLOADS else None
 
     def connections_of(self, proc: int) -> range:
         """The global connection numbers process ``proc`` opens (contiguous blocks)."""

@@ -23,12 +23,16 @@ MODE_PUT: Final = "put"
 MODE_MIXED: Final = "mixed"
 MODE_RMW: Final = "rmw"
 MODE_COUNTER: Final = "counter"  # increments, sent as the factory's ``put``
+MODE_INDEX_EQ: Final = "index-eq"  # 2i queries, sent as the factory's ``get``
+MODE_INDEX_RANGE: Final = "index-range"
 MODE_PRELOAD: Final = "preload"
 
 _ALWAYS_GET, _ALWAYS_PUT, _MIXED, _PRELOAD = range(4)
 _CHOICES = {
     MODE_GET: _ALWAYS_GET,
     MODE_RMW: _ALWAYS_GET,  # then a PUT of the same key, from the response
+    MODE_INDEX_EQ: _ALWAYS_GET,
+    MODE_INDEX_RANGE: _ALWAYS_GET,
     MODE_PUT: _ALWAYS_PUT,
     MODE_COUNTER: _ALWAYS_PUT,
     MODE_MIXED: _MIXED,

@@ -218,12 +218,35 @@ class ResponseParser:
         self._state = _HEAD
 
 
+INDEX_TERMS = 1000  # k{i} carries age_int i mod 1000: each term is on keys/1000 objects
+INDEX_PAGE = 100  # max_results of an index-range query
+_INDEX_HEADERS = (  # formatted with (i mod INDEX_TERMS, i), as many as the factory's indexes
+    b"X-Riak-Index-age_int: %d\r\n",
+    b"X-Riak-Index-email_bin: user%d@example.com\r\n",
+)
+
+
 class RequestFactory:
     """Request bytes for one target: ``GET``/``PUT`` of ``/buckets/B/keys/k{i}``, or with
     ``counter_type`` the ``put`` is an increment of the counter
-    ``/types/T/buckets/B/datatypes/k{i}`` (and ``get`` its fetch)."""
+    ``/types/T/buckets/B/datatypes/k{i}`` (and ``get`` its fetch).
 
-    __slots__ = ("_get_head", "_get_tail", "_put_head", "_put_tail", "_value")
+    ``indexes`` (0..2) index headers go on every ``put`` of ``k{i}``: ``age_int`` ``i mod
+    1000``, then ``email_bin`` ``user{i}@example.com``; with 0 the bytes are the plain
+    PUT's. With ``index_query`` the ``get`` is a 2i query of ``age_int`` instead:
+    ``eq``, the exact term ``i mod 1000``; ``range``, a page of ``INDEX_PAGE`` keys from
+    that term to 999."""
+
+    __slots__ = (
+        "_get_head",
+        "_get_tail",
+        "_index_fmt",
+        "_indexes",
+        "_put_head",
+        "_put_tail",
+        "_term_of",
+        "_value",
+    )
 
     def __init__(
         self,
@@ -233,29 +256,48 @@ class RequestFactory:
         put_query: str,
         value: bytes,
         counter_type: str | None = None,
+        *,
+        indexes: int = 0,
+        index_query: str | None = None,
     ) -> None:
+        if not 0 <= indexes <= len(_INDEX_HEADERS):
+            raise ValueError(f"indexes {indexes}: 0..{len(_INDEX_HEADERS)}")
         b = urllib.parse.quote(bucket, safe="")
         path, ctype, method = f"/buckets/{b}/keys/k", "application/octet-stream", "PUT"
         if counter_type is not None:
             t = urllib.parse.quote(counter_type, safe="")
             path, ctype, method = f"/types/{t}/buckets/{b}/datatypes/k", "application/json", "POST"
             value = b'{"increment": 1}'
-        self._get_head = f"GET {path}".encode()
+        get_path = path
+        if index_query is not None:  # the query replaces get_query: 2i takes no r
+            if index_query not in ("eq", "range"):
+                raise ValueError(f"index_query {index_query!r}: eq or range")
+            get_path = f"/buckets/{b}/index/age_int/"
+            if index_query == "range":
+                get_query = f"/{INDEX_TERMS - 1}?max_results={INDEX_PAGE}"
+        self._term_of = INDEX_TERMS if index_query else 0  # get(i) asks for term i mod this
+        self._get_head = f"GET {get_path}".encode()
         self._get_tail = f"{get_query} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
         self._put_head = f"{method} {path}".encode()
         self._put_tail = (
             f"{put_query} HTTP/1.1\r\nHost: {host}\r\n"
             f"Content-Type: {ctype}\r\nContent-Length: {len(value)}\r\n"
         ).encode()
+        self._index_fmt = b"".join(_INDEX_HEADERS[:indexes])
+        self._indexes = indexes
         self._value = value
 
     def new_parser(self, want_vclock: bool) -> ResponseParser:
         return ResponseParser(want_vclock=want_vclock)
 
     def get(self, i: int) -> bytes:
+        if self._term_of:
+            i %= self._term_of
         return b"%s%d%s" % (self._get_head, i, self._get_tail)
 
     def put(self, i: int, vclock: bytes | None = None) -> bytes:
+        if self._indexes:
+            return self._indexed_put(i, vclock)
         if vclock:
             return b"%s%d%sX-Riak-Vclock: %s\r\n\r\n%s" % (
                 self._put_head,
@@ -265,3 +307,15 @@ class RequestFactory:
                 self._value,
             )
         return b"%s%d%s\r\n%s" % (self._put_head, i, self._put_tail, self._value)
+
+    def _indexed_put(self, i: int, vclock: bytes | None) -> bytes:
+        index = self._index_fmt % (i % INDEX_TERMS, i)[: self._indexes]
+        context = b"X-Riak-Vclock: %s\r\n" % vclock if vclock else b""
+        return b"%s%d%s%s%s\r\n%s" % (
+            self._put_head,
+            i,
+            self._put_tail,
+            index,
+            context,
+            self._value,
+        )

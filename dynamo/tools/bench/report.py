@@ -120,7 +120,9 @@ def format_text(r: BenchResult) -> str:
         f"dynamo bench: {c['workload']} on {len(r.targets)} node(s) {','.join(r.targets)}",
         f"  {c['connections']} connections in {c['procs']} processes, {c['keys']} keys"
         f" ({c['dist']}{', s=' + str(c['zipf_s']) if c['dist'] == 'zipfian' else ''}),"
-        f" {c['value_bytes']}-byte values, r={c['r'] or 'default'} w={c['w'] or 'default'}"
+        f" {c['value_bytes']}-byte values"
+        f"{', ' + str(c['indexes']) + ' index header(s) a PUT' if c.get('indexes') else ''},"
+        f" r={c['r'] or 'default'} w={c['w'] or 'default'}"
         f" n_val={c['n_val'] or 'default'}, bucket {c['bucket']!r}, seed {c['seed']}",
         f"  machine: {m['cores']} cores ({m['usable_cores']} usable), {m['loop']},"
         f" Python {m['python']}, load average at end {m['loadavg_at_end']}",

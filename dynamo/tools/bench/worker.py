@@ -213,7 +213,14 @@ def make_worker(cfg: BenchConfig, targets: Sequence[Target], workload: Workload)
             factories[t] = PbRequestFactory(cfg.bucket, cfg.r, cfg.w, value, counter)
         else:
             factories[t] = HttpRequests(
-                t.host_header, cfg.bucket, cfg.get_query, cfg.put_query, value, counter
+                t.host_header,
+                cfg.bucket,
+                cfg.get_query,
+                cfg.put_query,
+                value,
+                counter,
+                indexes=cfg.indexes,
+                index_query=cfg.index_query,
             )
     return Worker(targets, factories, workload, cfg.timeout_s, pb=cfg.protocol == "pb")
 
