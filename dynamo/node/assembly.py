@@ -35,7 +35,7 @@ from dynamo.node.ownership import Ownership
 from dynamo.node.removal import StillUp
 from dynamo.node.stats import NodeStats
 from dynamo.node.typed import TypedService
-from dynamo.storage.contract import StorageError, StoreAPI
+from dynamo.storage.contract import FAMILIES, StorageError, StoreAPI
 from dynamo.storage.rocksdb import Store, StoreConfig
 from gossip.membership import LEAVING, LEFT
 from http_api import indexes
@@ -366,6 +366,12 @@ class Node(TypedService):
             storage_write_failures_total=self.db.write_failures_total,
             storage_writes_refused=int(self.db.write_refusal is not None),
             storage_corrupt_objects_total=self.db.corrupt_total,
+            # What grows when something leaks (the soak benchmark samples them)
+            asyncio_tasks=len(asyncio.all_tasks()),
+            rocksdb_mem_table_bytes=self._families_int("rocksdb.cur-size-all-mem-tables"),
+            rocksdb_table_readers_bytes=self._families_int("rocksdb.estimate-table-readers-mem"),
+            rocksdb_block_cache_bytes=self.db.property_int("rocksdb.block-cache-usage"),
+            rocksdb_live_iterators=self.db.open_iterators,
             tictac_exchanges_total=self.ownership.tictac.exchanges,
             tictac_repaired_total=self.ownership.tictac.repaired,
             tictac_builds_total=self.ownership.tictac.builds,
@@ -477,6 +483,9 @@ class Node(TypedService):
         log.info("node %s left the cluster", self.node_id)
         self.exit_requested.set()
 
+    def _families_int(self, name: str) -> int:
+        return sum(self.db.property_int(name, f) for f in FAMILIES)
+
     def extra_metrics(self) -> dict[str, Any]:
         """Figures only ``/metrics`` shows (label sets, RocksDB)."""
         members = self.cluster.members_json()["members"]
@@ -496,7 +505,6 @@ class Node(TypedService):
                 "rocksdb.estimate-pending-compaction-bytes"
             ),
             "rocksdb_estimated_keys": self.db.property_int("rocksdb.estimate-num-keys"),
-            "rocksdb_memtable_bytes": self.db.property_int("rocksdb.cur-size-all-mem-tables"),
         }
         limit = self.http_limit  # None when the node serves no HTTP (a simulation)
         out["http_in_flight"] = limit.in_flight if limit is not None else 0

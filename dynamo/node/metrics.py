@@ -90,7 +90,11 @@ GAUGES = {
     "rocksdb_live_sst_bytes": "RocksDB live SST file size",
     "rocksdb_pending_compaction_bytes": "RocksDB estimated pending compaction bytes",
     "rocksdb_estimated_keys": "RocksDB estimated objects",
-    "rocksdb_memtable_bytes": "RocksDB memtable size",
+    "rocksdb_mem_table_bytes": "RocksDB memtables, every column family",
+    "rocksdb_table_readers_bytes": "RocksDB table readers (index and filter blocks)",
+    "rocksdb_block_cache_bytes": "RocksDB block cache in use",
+    "rocksdb_live_iterators": "Store scans open now (a leak shows as growth)",
+    "asyncio_tasks": "asyncio tasks alive in the node process",
 }
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import operator
 import logging
+import operator
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any

@@ -165,6 +165,7 @@ class StoreAPI(abc.ABC):
     write_refusal: str | None = None  # why writes fail, from the first failure to a success
     write_failures_total: int = 0
     corrupt_total: int = 0  # stored objects whose checksum failed: removed, never served
+    open_iterators: int = 0  # scans not yet finished or closed
     # Told of every change of a stored object: (objects key, old, new), encoded or None
     # (the tictac tree's hook). A damaged object removed on a read is not told: the next
     # rebuild of the tree finds it gone.

@@ -211,18 +211,23 @@ class Store(StoreAPI):
         if end is not None:
             ro.set_iterate_upper_bound(end)
         it = self._cf[family].iter(ro)
-        it.seek(start)
-        check = family == CF_OBJECTS
-        while it.valid():
-            if not check:
-                yield it.key(), it.value()
-            elif (body := self._verified(it.key(), it.value())) is not None:
-                yield it.key(), body
-            it.next()
+        self.open_iterators += 1
         try:
-            it.status()
-        except Exception as e:
-            raise StorageError(f"read failed: {e}") from e
+            it.seek(start)
+            check = family == CF_OBJECTS
+            while it.valid():
+                if not check:
+                    yield it.key(), it.value()
+                elif (body := self._verified(it.key(), it.value())) is not None:
+                    yield it.key(), body
+                it.next()
+            try:
+                it.status()
+            except Exception as e:
+                raise StorageError(f"read failed: {e}") from e
+        finally:
+            self.open_iterators -= 1
+            del it
 
     def log_after(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` log entries with seq > ``after_seq``: (seq, objects key)."""
