@@ -130,6 +130,7 @@ class SimCluster:
         self.disks: dict[str, Disk] = {n: Disk() for n in self.ids}
         self.nodes: dict[str, Node] = {}
         self.work: dict[str, set[asyncio.Task[Any]]] = {n: set() for n in self.ids}
+        self.skew: dict[str, float] = dict.fromkeys(self.ids, 0.0)  # seconds off true time
         self.bug = bug
 
     def config(self, node_id: str) -> NodeConfig:
@@ -147,7 +148,16 @@ class SimCluster:
 
     def env(self, node_id: str) -> Env:
         rng = random.Random(f"{self.seed}/{node_id}/{len(self.work[node_id])}/{self.loop.time()}")
-        return Env(monotonic=self.loop.time, wallclock=lambda: EPOCH + self.loop.time(), rng=rng)
+        return Env(
+            monotonic=self.loop.time,
+            wallclock=lambda: EPOCH + self.loop.time() + self.skew[node_id],
+            rng=rng,
+        )
+
+    def jump(self, node_id: str, seconds: float) -> None:
+        """Set a node's wall clock ``seconds`` off true time (NTP stepping it, a VM
+        resumed): its monotonic clock runs on undisturbed."""
+        self.skew[node_id] = seconds
 
     async def start(self, node_id: str) -> None:
         cfg = self.config(node_id)
