@@ -16,12 +16,24 @@ import json
 import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import quote_plus, urlencode
 
 from http_api.client_wire import Request, Response, _boundary, _malformed, error_for
 
 Term = str | int
+
+
+class IndexOptions(TypedDict, total=False):
+    """A query's options, the same over HTTP and PB."""
+
+    max_results: int | None  # one page of this many, with the next page's continuation
+    continuation: str | None  # the previous page's, unchanged
+    return_terms: bool  # on a range: (term, key) pairs in ``results``
+    term_regex: str | None  # only terms this matches (not on _int indexes)
+    stream: bool  # the node sends results as nodes answer
+    timeout_ms: int | None
+    bucket_type: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,28 +87,22 @@ class HttpIndexOps:
         name: str,
         start: Term,
         end: Term | None = None,
-        *,
-        max_results: int | None = None,
-        continuation: str | None = None,
-        return_terms: bool = False,
-        term_regex: str | None = None,
-        stream: bool = False,
-        timeout_ms: int | None = None,
-        bucket_type: str | None = None,
+        **opts: Unpack[IndexOptions],
     ) -> Generator[Request, Response | None, IndexResult]:
         """Keys whose index ``name`` holds ``start`` (or a term from ``start`` to ``end``);
         ``$bucket`` and ``$key`` as Riak. One page of ``max_results`` with the next page's
         continuation, or every result; ``stream`` asks the node to send them as found."""
+        stream = bool(opts.get("stream"))
         params = {
-            "max_results": max_results,
-            "continuation": continuation,
-            "return_terms": "true" if return_terms else None,
-            "term_regex": term_regex,
+            "max_results": opts.get("max_results"),
+            "continuation": opts.get("continuation"),
+            "return_terms": "true" if opts.get("return_terms") else None,
+            "term_regex": opts.get("term_regex"),
             "stream": "true" if stream else None,
-            "timeout": timeout_ms,
+            "timeout": opts.get("timeout_ms"),
         }
         pairs = [(k, str(v)) for k, v in params.items() if v is not None]
-        path = index_path(bucket, name, start, end, bucket_type)
+        path = index_path(bucket, name, start, end, opts.get("bucket_type"))
         path += "?" + urlencode(pairs) if pairs else ""
         response = yield self.request("GET", path)
         assert response is not None

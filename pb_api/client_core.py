@@ -19,7 +19,7 @@ from typing import Any, TypeAlias, TypeVar, Unpack
 
 from google.protobuf.message import Message
 
-from http_api.client_index import IndexResult, Term
+from http_api.client_index import IndexOptions, IndexResult, Term
 from http_api.client_ops import Backoff, update_cycle
 from http_api.client_wire import (
     DeleteParams,
@@ -303,23 +303,13 @@ class PbClientCore(Resolvers):
         name: str,
         start: Term,
         end: Term | None = None,
-        *,
-        max_results: int | None = None,
-        continuation: str | None = None,
-        return_terms: bool = False,
-        term_regex: str | None = None,
-        stream: bool = False,
-        timeout_ms: int | None = None,
-        bucket_type: str | None = None,
+        **opts: Unpack[IndexOptions],
     ) -> Op[IndexResult]:
         """As the HTTP client's ``index``: keys whose index ``name`` holds ``start`` (or a
         term from ``start`` to ``end``), one page of ``max_results`` with the next page's
         continuation, or every result; ``stream`` asks the node to send them as found."""
-        req = index_req(
-            bucket, name, start, end, max_results=max_results, continuation=continuation,
-            return_terms=return_terms, term_regex=term_regex, stream=stream,
-            timeout_ms=timeout_ms, bucket_type=bucket_type,
-        )  # fmt: skip
+        req = index_req(bucket, name, start, end, **opts)
+        stream = bool(opts.get("stream"))
         answer = yield from _call(Call(Code.INDEX_REQ, req, Code.INDEX_RESP, stream))
         return index_result(name, answer)
 

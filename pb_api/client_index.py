@@ -10,26 +10,16 @@ answers as the HTTP client's ``IndexResult``, so both clients return the same th
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Unpack
 
 from google.protobuf.message import Message
 
-from http_api.client_index import IndexResult, Term
+from http_api.client_index import IndexOptions, IndexResult, Term
 from pb_api.proto import riak_kv_pb2 as kv
 
 
 def index_req(
-    bucket: str,
-    name: str,
-    start: Term,
-    end: Term | None = None,
-    *,
-    max_results: int | None = None,
-    continuation: str | None = None,
-    return_terms: bool = False,
-    term_regex: str | None = None,
-    stream: bool = False,
-    timeout_ms: int | None = None,
-    bucket_type: str | None = None,
+    bucket: str, name: str, start: Term, end: Term | None = None, **opts: Unpack[IndexOptions]
 ) -> kv.RpbIndexReq:
     """The request: ``eq`` for one term, ``range`` from ``start`` to ``end``; options only
     when asked (as Riak's clients send them)."""
@@ -40,19 +30,19 @@ def index_req(
     else:
         req.qtype = kv.RpbIndexReq.range
         req.range_min, req.range_max = str(start).encode(), str(end).encode()
-    if max_results is not None:
+    if (max_results := opts.get("max_results")) is not None:
         req.max_results = max_results
-    if continuation:
+    if continuation := opts.get("continuation"):
         req.continuation = continuation.encode()
-    if return_terms:
+    if opts.get("return_terms"):
         req.return_terms = True
-    if term_regex is not None:
+    if (term_regex := opts.get("term_regex")) is not None:
         req.term_regex = term_regex.encode()
-    if stream:
+    if opts.get("stream"):
         req.stream = True
-    if timeout_ms is not None:
+    if (timeout_ms := opts.get("timeout_ms")) is not None:
         req.timeout = timeout_ms
-    if bucket_type is not None:
+    if (bucket_type := opts.get("bucket_type")) is not None:
         req.type = bucket_type.encode()
     return req
 

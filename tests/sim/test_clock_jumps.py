@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
@@ -18,7 +17,7 @@ import pytest
 from dynamo.kv import object as objects
 from dynamo.tools.simulation.harness import BUCKET, SimCluster, SimSettings, on_virtual_time
 from dynamo.tools.simulation.network import NetConfig
-from http_api.errors import ServiceError
+from dynamo.tools.simulation.outage import retry
 from http_api.types import Content, DeleteOptions, GetOptions, PutOptions
 from ring.position import storage_key
 
@@ -32,23 +31,9 @@ SETTINGS = SimSettings(
 )
 
 
-async def retry(sim: SimCluster, call: Callable[[], Awaitable[T]], within_s: float = 30.0) -> T:
-    deadline = sim.loop.time() + within_s
-    while True:
-        try:
-            return await call()
-        except ServiceError:
-            if sim.loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
 async def started() -> SimCluster:
     sim = SimCluster(21, SETTINGS)
-    for n in sim.ids:
-        await sim.start(n)
-    while any(len(node.cluster.ring) < 4 for node in sim.nodes.values()):
-        await asyncio.sleep(0.1)
+    await sim.start_all()
     return sim
 
 
@@ -107,8 +92,7 @@ def test_an_hour_ahead_reaps_nothing_early_and_deleted_keys_stay_deleted(seed: i
             for ok in objkeys:
                 held = sim.nodes[n].db.get(ok)
                 assert held is None or objects.is_tombstone(held[0]), (n, ok)
-        for n in list(sim.nodes):
-            sim.crash(n, power_loss=False)
+        sim.stop_all()
 
     on_virtual_time(main)
 
@@ -130,7 +114,6 @@ def test_last_write_wins_keeps_the_later_timestamp_not_the_later_write() -> None
         )
         got = await retry(sim, lambda: sim.nodes["n3"].fetch(BUCKET, b"lww", GetOptions(r="all")))
         assert [s.content.value for s in got.live] == [first.value]  # the skew decided
-        for n in list(sim.nodes):
-            sim.crash(n, power_loss=False)
+        sim.stop_all()
 
     on_virtual_time(main)

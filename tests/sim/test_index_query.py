@@ -30,17 +30,13 @@ def content(i: int) -> Content:
 def in_cluster(body: Callable[[SimCluster], Awaitable[T]]) -> T:
     async def main() -> T:
         sim = SimCluster(11, SETTINGS)
-        for n in sim.ids:
-            await sim.start(n)
-        while any(len(node.cluster.ring) < 5 for node in sim.nodes.values()):
-            await asyncio.sleep(0.1)
+        await sim.start_all()
         for i in range(KEYS):
             await sim.nodes["n1"].store(BUCKET, b"k%03d" % i, content(i), None, PutOptions(w=3))
         try:
             return await body(sim)
         finally:
-            for n in list(sim.nodes):
-                sim.crash(n, power_loss=False)
+            sim.stop_all()
 
     return on_virtual_time(main)
 

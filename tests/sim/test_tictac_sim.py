@@ -29,10 +29,7 @@ def digests(db: StoreAPI) -> dict[bytes, bytes]:
 def test_damage_no_log_shows_is_found_and_repaired_by_the_backstop() -> None:
     async def main() -> None:
         sim = SimCluster(3, SETTINGS)
-        for n in sim.ids:
-            await sim.start(n)
-        while any(len(node.cluster.ring) < 3 for node in sim.nodes.values()):
-            await asyncio.sleep(0.1)
+        await sim.start_all()
         c = Content(value=b"v" * 50, content_type="text/plain", last_modified_us=1)
         for i in range(KEYS):
             await sim.nodes["n1"].store(BUCKET, b"k%d" % i, c, None, PutOptions(w=3))
@@ -71,8 +68,7 @@ def test_damage_no_log_shows_is_found_and_repaired_by_the_backstop() -> None:
         await tic.build(1e9)
         assert bytes(tic.tree.leaves) == kept  # equal to a tree built afresh
         assert await tic.exchange("n1") == 0
-        for n in list(sim.nodes):
-            sim.crash(n, power_loss=False)
+        sim.stop_all()
 
     on_virtual_time(main)
 
@@ -80,10 +76,7 @@ def test_damage_no_log_shows_is_found_and_repaired_by_the_backstop() -> None:
 def test_a_key_only_one_side_holds_is_pulled_by_the_side_that_lacks_it() -> None:
     async def main() -> None:
         sim = SimCluster(5, SETTINGS)
-        for n in sim.ids:
-            await sim.start(n)
-        while any(len(node.cluster.ring) < 3 for node in sim.nodes.values()):
-            await asyncio.sleep(0.1)
+        await sim.start_all()
         c = Content(value=b"x", content_type="text/plain", last_modified_us=1)
         await sim.nodes["n1"].store(BUCKET, b"only", c, None, PutOptions(w=3))
         _, objkey = storage_key(BUCKET, b"only")
@@ -97,8 +90,7 @@ def test_a_key_only_one_side_holds_is_pulled_by_the_side_that_lacks_it() -> None
         assert await sim.nodes[a].ownership.tictac.exchange(b) == 0  # a holds it: pulls nothing
         assert await sim.nodes[b].ownership.tictac.exchange(a) == 1
         assert sim.nodes[b].db.get_raw(objkey) is not None
-        for n in list(sim.nodes):
-            sim.crash(n, power_loss=False)
+        sim.stop_all()
 
     on_virtual_time(main)
 
@@ -106,10 +98,7 @@ def test_a_key_only_one_side_holds_is_pulled_by_the_side_that_lacks_it() -> None
 def test_a_leaf_the_tree_was_not_told_of_is_healed_by_the_next_exchange() -> None:
     async def main() -> None:
         sim = SimCluster(3, SETTINGS)
-        for n in sim.ids:
-            await sim.start(n)
-        while any(len(node.cluster.ring) < 3 for node in sim.nodes.values()):
-            await asyncio.sleep(0.1)
+        await sim.start_all()
         c = Content(value=b"x", content_type="text/plain", last_modified_us=1)
         for i in range(50):
             await sim.nodes["n1"].store(BUCKET, b"h%d" % i, c, None, PutOptions(w=3))
@@ -124,7 +113,6 @@ def test_a_leaf_the_tree_was_not_told_of_is_healed_by_the_next_exchange() -> Non
         before = tic.differing_exchanges
         assert await tic.exchange("n1") == 0
         assert tic.differing_exchanges == before  # the next exchange stopped at the branches
-        for n in list(sim.nodes):
-            sim.crash(n, power_loss=False)
+        sim.stop_all()
 
     on_virtual_time(main)

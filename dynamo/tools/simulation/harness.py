@@ -171,6 +171,17 @@ class SimCluster:
         self.nodes[node_id] = node
         await node.start(http=False)
 
+    async def start_all(self) -> None:
+        """Start every node, and return once each sees all of them in its ring."""
+        for n in self.ids:
+            await self.start(n)
+        while any(len(node.cluster.ring) < len(self.ids) for node in self.nodes.values()):
+            await asyncio.sleep(0.1)
+
+    def stop_all(self) -> None:
+        for n in list(self.nodes):
+            self.crash(n, power_loss=False)
+
     def up(self) -> list[str]:
         return [n for n in self.ids if n in self.nodes]
 

@@ -112,7 +112,7 @@ async def _scenario(seed: int, out: OutageOutcome, bug: str | None) -> None:
     for k in keys:  # a client retries a write refused (a reply lost, say), as here
         content = Content(value=b"old", content_type="text/plain", last_modified_us=1)
         node = sim.nodes[rng.choice(others)]
-        await _retry(sim, partial(node.store, BUCKET, k, content, None, PutOptions(w=2)))
+        await retry(sim, partial(node.store, BUCKET, k, content, None, PutOptions(w=2)))
     held = sim.nodes[s].db.hint_counts().get(x, 0)
     out.steps.append(f"t={sim.loop.time():.1f} wrote with {x} down: {s} holds {held} hints")
     await asyncio.sleep(rng.uniform(0.1, 2.0))
@@ -123,7 +123,7 @@ async def _scenario(seed: int, out: OutageOutcome, bug: str | None) -> None:
 
     for k in keys:
         node = sim.nodes[rng.choice(others)]
-        await _retry(sim, partial(node.delete, BUCKET, k, None, DeleteOptions(r="all", w="all")))
+        await retry(sim, partial(node.delete, BUCKET, k, None, DeleteOptions(r="all", w="all")))
     primaries = [x, *others]
 
     def reaped() -> bool:
@@ -143,7 +143,7 @@ async def _scenario(seed: int, out: OutageOutcome, bug: str | None) -> None:
         await _until(sim, f"{s} seen up", _sees_down(sim, s, False), 60)
         for k in keys:
             node = sim.nodes[rng.choice(others)]
-            got = await _retry(sim, partial(node.fetch, BUCKET, k, GetOptions(r="all")))
+            got = await retry(sim, partial(node.fetch, BUCKET, k, GetOptions(r="all")))
             if got.found:
                 out.problems.append(f"{k!r} read back after it was deleted and reaped: {got}")
         await sim.start(x)
@@ -165,7 +165,7 @@ async def _scenario(seed: int, out: OutageOutcome, bug: str | None) -> None:
     await asyncio.sleep(10.0)  # anti-entropy rounds: anything brought back would spread
     _check(sim, keys, positions, out)
     for k in keys:
-        got = await _retry(sim, partial(sim.nodes[others[0]].fetch, BUCKET, k, GetOptions(r="all")))
+        got = await retry(sim, partial(sim.nodes[others[0]].fetch, BUCKET, k, GetOptions(r="all")))
         if got.found:
             out.problems.append(f"{k!r} is back after the outage: {got}")
     out.virtual_s = sim.loop.time()
@@ -187,7 +187,7 @@ def _check(
                 out.problems.append(f"{n} holds a live value of deleted key {k!r}")
 
 
-async def _retry(sim: SimCluster, call: Callable[[], Awaitable[T]], within_s: float = 30.0) -> T:
+async def retry(sim: SimCluster, call: Callable[[], Awaitable[T]], within_s: float = 30.0) -> T:
     """``call()`` until it is not refused (a quorum not yet reachable), within ``within_s``."""
     deadline = sim.loop.time() + within_s
     while True:
