@@ -35,7 +35,12 @@ others) and than the memtables' flush cycles. The 90th percentile, not the maxim
 paused node resumes with a backlog (a one-sample spike of a few hundred asyncio tasks),
 which is no level. Raw medians, the issue's own rule, are kept beside it. A metric
 passes when it grew by less than 5%, or by at most ``Metric.slack`` (a few for counts,
-one arena block for RocksDB bytes: granules, not growth, on a tiny base).
+one arena block for RocksDB bytes: granules, not growth, on a tiny base). Only a node
+that kept one process from the warm-up to the end is judged (the witness): a restarted
+node's series joins young processes to old ones, so it is drawn and listed, not judged.
+RSS is split in what a leak raises (C heap in use, Python's small-object blocks) and
+what fragmentation does (C heap freed but held, which ``malloc_trim_interval_s`` gives
+back), from the node's ``/stats``.
 Any 5xx other than 503 fails the run; 503s, timeouts and refused connections are
 expected during a fault (and ``GRACE_S`` after it) and counted apart from those outside
 one.
@@ -97,6 +102,9 @@ NODE_STATS = (
     "rocksdb_table_readers_bytes",
     "rocksdb_block_cache_bytes",
     "rocksdb_live_iterators",
+    "malloc_in_use_bytes",
+    "malloc_free_bytes",
+    "python_allocated_blocks",
 )
 CONTEXT_STATS = ("hints_pending", "node_uptime_s")  # kept in the samples, not judged
 
@@ -125,6 +133,11 @@ METRICS = (
     Metric("rocksdb_table_readers_bytes", "RocksDB table readers", MIB, "MiB", MIB),
     Metric("rocksdb_block_cache_bytes", "RocksDB block cache", MIB, "MiB", MIB),
     Metric("rocksdb_live_iterators", "RocksDB live iterators", slack=2),
+    # RSS split: what a leak raises (bytes malloc handed out and not got back, Python's
+    # small objects) and what fragmentation does (bytes freed but held: not judged)
+    Metric("malloc_in_use_bytes", "C heap in use", MIB, "MiB", MIB),
+    Metric("python_allocated_blocks", "Python small-object blocks", slack=5000),
+    Metric("malloc_free_bytes", "C heap freed but held", MIB, "MiB", judged=False),
     Metric("cpu_pct", "node CPU", unit="%", judged=False),
     Metric("disk_sst_bytes", "data directory: SST files", MIB, "MiB", judged=False),
     Metric("disk_bytes", "data directory: every file", MIB, "MiB", judged=False),
@@ -564,6 +577,9 @@ def judge(
     pids = {r["pid"] for r in samples if r["node"] == node and r["t_s"] >= s.warmup_s}
     growth = (end - base) / base * 100 if base else (0.0 if end == base else None)
     passed = (growth is not None and growth < 5) or end - base <= metric.slack
+    # A leak is one process's growth: a node restarted since the warm-up compares a young
+    # process with an old one, which says nothing either way; it is shown, not judged.
+    judged = metric.judged and len(pids) == 1
     return {
         "metric": metric.name,
         "node": node,
@@ -574,7 +590,7 @@ def judge(
         "raw_base": raw_base,
         "raw_end": raw_end,
         "raw_growth_pct": round((raw_end - raw_base) / raw_base * 100, 2) if raw_base else None,
-        "verdict": ("PASS" if passed else "FAIL") if metric.judged else "info",
+        "verdict": ("PASS" if passed else "FAIL") if judged else "info",
     }
 
 

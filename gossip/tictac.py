@@ -13,9 +13,12 @@ keeps one tree over its objects:
   old hash out, the new one in) and merging is order-free; ``BRANCHES`` branches each
   XOR ``LEAVES_PER_BRANCH`` leaves.
 
-Two replicas compare only the ranges both hold (``(lo, hi]`` positions): a segment
-inside them counts by its leaf; a segment a range boundary cuts counts by the hashes of
-its keys inside them, worked out from the store (a segment holds about keys/65,536 keys).
+A node keeps one tree per n_val in use (a key is in the tree of its bucket's n_val), as
+the ranges two replicas share depend on it. Two replicas compare only the ranges both
+hold (``(lo, hi]`` positions): a segment inside them counts by its leaf; a segment a
+range boundary cuts counts by the hash of its keys inside them, worked out from the
+store once (a segment holds about keys/65,536 keys) and then kept up to date by every
+toggle, as the leaves are.
 The exchange goes down only where hashes differ: branches, then leaves, then the keys'
 digests of the segments that differ. With nothing different it is one reply of
 ``BRANCHES`` hashes, whatever the number of keys.
@@ -59,20 +62,57 @@ def segment_range(segment: int) -> Range:
     return segment * _SPAN - 1, (segment + 1) * _SPAN - 1
 
 
-class Tree:
-    """One node's leaves and branches."""
+MAX_PARTS = 1 << 14  # cut segments' part hashes a tree keeps (a few per ring range)
 
-    __slots__ = ("branches", "leaves")
+
+class Tree:
+    """One node's leaves and branches, and the hashes of the parts of cut segments that
+    exchanges asked for, kept up to date as the leaves are (so an exchange reads no key)."""
+
+    __slots__ = ("branches", "leaves", "parts")
 
     def __init__(self) -> None:
         self.leaves = array("Q", bytes(8 * SEGMENTS))
         self.branches = array("Q", bytes(8 * BRANCHES))
+        self.parts: dict[int, dict[tuple[Range, ...], int]] = {}
 
     def toggle(self, position: int, h: int) -> None:
         """Add a key's hash, or take it out again (XOR is its own inverse)."""
         seg = position >> _SHIFT
         self.leaves[seg] ^= h
         self.branches[seg >> (SEGMENT_BITS - BRANCH_BITS)] ^= h
+        held = self.parts.get(seg)
+        if held:
+            for ranges in held:
+                if in_ranges(position, ranges):
+                    held[ranges] ^= h
+
+    def part(self, segment: int, ranges: tuple[Range, ...]) -> int | None:
+        """The hash of ``segment``'s keys inside ``ranges``, if kept."""
+        return self.parts.get(segment, {}).get(ranges)
+
+    def keep_part(self, segment: int, ranges: tuple[Range, ...], h: int) -> None:
+        """Keep a part's hash, worked out from the store; toggles keep it up to date."""
+        if sum(len(p) for p in self.parts.values()) >= MAX_PARTS:
+            self.parts.clear()  # the ring changed often: start over rather than grow
+        self.parts.setdefault(segment, {})[ranges] = h
+
+    def set_leaf(self, segment: int, h: int) -> bool:
+        """Make a leaf ``h`` (what the store holds); its parts are worked out again.
+        Whether the leaf was wrong."""
+        self.parts.pop(segment, None)
+        delta = self.leaves[segment] ^ h
+        if delta:
+            self.leaves[segment] = h
+            self.branches[branch_of(segment)] ^= delta
+        return bool(delta)
+
+    def forget(self, segment: int) -> None:
+        """Drop the kept parts of ``segment``: the next exchange works them out again."""
+        self.parts.pop(segment, None)
+
+    def root(self) -> int:
+        return functools.reduce(operator.xor, self.branches, 0)
 
 
 @dataclass(frozen=True)
@@ -88,11 +128,23 @@ class Cover:
         return frozenset(s for a, b in self.runs for s in range(a, b))
 
 
+def joined(ranges: Iterable[Range]) -> list[Range]:
+    """The same positions as fewest ranges: touching or overlapping ones made one (a
+    boundary between two held ranges would otherwise cut a segment for nothing)."""
+    out: list[Range] = []
+    for lo, hi in sorted(r for r in ranges if r[0] < r[1]):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
 @functools.lru_cache(maxsize=64)
 def _cover(ranges: tuple[Range, ...]) -> Cover:
     whole: list[tuple[int, int]] = []
     parts: dict[int, list[Range]] = {}
-    for lo, hi in ranges:
+    for lo, hi in joined(ranges):
         if hi <= lo:
             continue
         first, last = segment_of(lo + 1), segment_of(hi)
@@ -205,11 +257,36 @@ MAX_RANGES = 1 << 16
 KINDS = ("tree", "leaves", "keys")
 
 
-def request_from_wire(body: object) -> tuple[str, list[Range], list[int]]:
-    """``(kind, ranges, branches or segments)`` of a peer's exchange step; ``ValueError``
-    for a body of another shape (the connection's problem, not ours)."""
+MAX_N_VAL = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    kind: str  # "tree", "leaves" or "keys"
+    ranges: list[Range]
+    extra: list[int]  # the branches ("leaves") or segments ("keys") asked for
+    n_val: int | None  # whose keys (buckets of this n_val); None: the default n_val
+
+
+def request_to_wire(
+    kind: str, ranges: Sequence[Range], extra: Sequence[int], n_val: int | None
+) -> dict[str, object]:
+    body: dict[str, object] = {"k": kind, "r": [list(r) for r in ranges]}
+    if extra:
+        body["x"] = list(extra)
+    if n_val is not None:  # absent: the default n_val (what peers before it compared)
+        body["n"] = n_val
+    return body
+
+
+def request_from_wire(body: object) -> Request:
+    """A peer's exchange step; ``ValueError`` for a body of another shape (the
+    connection's problem, not ours)."""
     if not isinstance(body, dict) or body.get("k") not in KINDS:
         raise ValueError(f"a tictac request is a map with k in {KINDS}")
+    n_val = body.get("n")
+    if n_val is not None and not (type(n_val) is int and 1 <= n_val <= MAX_N_VAL):
+        raise ValueError(f"tictac request: n is an n_val from 1 to {MAX_N_VAL}")
     raw_ranges, raw_extra = body.get("r"), body.get("x", [])
     if not isinstance(raw_ranges, list) or not isinstance(raw_extra, list):
         raise ValueError("tictac request: r and x are lists")
@@ -226,4 +303,4 @@ def request_from_wire(body: object) -> tuple[str, list[Range], list[int]]:
     limit = BRANCHES if body["k"] == "leaves" else SEGMENTS
     if not all(type(x) is int and 0 <= x < limit for x in raw_extra):
         raise ValueError("tictac request: x holds branch or segment numbers")
-    return str(body["k"]), ranges, list(raw_extra)
+    return Request(str(body["k"]), ranges, list(raw_extra), n_val)

@@ -30,6 +30,7 @@ from dynamo.node import backup
 from dynamo.node.cluster import Cluster
 from dynamo.node.config import NodeConfig
 from dynamo.node.env import REAL, Env
+from dynamo.node.memory import Heap
 from dynamo.node.metrics import Metrics
 from dynamo.node.ownership import Ownership
 from dynamo.node.removal import StillUp
@@ -149,6 +150,7 @@ class Node(TypedService):
         self.pb: PbServer | None = None
         self.limit = ConcurrencyLimit(config.max_concurrent_requests)
         self._tasks: list[asyncio.Task[Any]] = []
+        self.heap = Heap()
         self._register()
 
     # --- Wiring -------------------------------------------------------------------------------
@@ -220,6 +222,8 @@ class Node(TypedService):
         await self.cluster.start()
         for aw in self.ownership.tasks():
             self._tasks.append(asyncio.ensure_future(aw))
+        if cfg.malloc_trim_interval_s > 0 and self.heap.available:
+            self._tasks.append(asyncio.create_task(self._trim_memory(), name="malloc-trim"))
         if self.cluster.status == LEAVING:  # a leave interrupted by a restart goes on
             self._tasks.append(asyncio.create_task(self._finish_leave(), name="leave"))
         log.info(
@@ -232,6 +236,11 @@ class Node(TypedService):
             cfg.data_dir,
             self.db.incarnation,
         )
+
+    async def _trim_memory(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.malloc_trim_interval_s)
+            self.heap.trim()
 
     async def _start_pb(self, ssl_context: ssl.SSLContext | None) -> None:
         cfg = self.config
@@ -372,6 +381,7 @@ class Node(TypedService):
             rocksdb_table_readers_bytes=self._families_int("rocksdb.estimate-table-readers-mem"),
             rocksdb_block_cache_bytes=self.db.property_int("rocksdb.block-cache-usage"),
             rocksdb_live_iterators=self.db.open_iterators,
+            **self.heap.stats(),
             tictac_exchanges_total=self.ownership.tictac.exchanges,
             tictac_repaired_total=self.ownership.tictac.repaired,
             tictac_builds_total=self.ownership.tictac.builds,

@@ -131,6 +131,9 @@ class NodeConfig:
     max_index_results: int = 100_000  # an unpaged index query's results; more is a 413
     block_cache_bytes: int = 32 * MIB  # RocksDB read cache
     write_buffer_bytes: int = 8 * MIB  # RocksDB memtable size
+    # Free memory handed back to the kernel this often (glibc's malloc_trim; 0: never).
+    # Without it a node's RSS creeps up as memtables fill and flush (node.memory).
+    malloc_trim_interval_s: float = 60.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -197,6 +200,8 @@ class NodeConfig:
                 raise bad(name, "must be at least 10 keys a second")
         if self.left_purge_s < 0:
             raise bad("left_purge_s", "must be 0 or more seconds")
+        if self.malloc_trim_interval_s < 0:
+            raise bad("malloc_trim_interval_s", "must be 0 (never) or more seconds")
         if self.maintenance_interval_s <= 0:
             raise bad("maintenance_interval_s", "must be above 0 seconds")
         if self.reaped_marker_ttl_s < self.tombstone_grace_s:

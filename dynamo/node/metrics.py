@@ -78,6 +78,8 @@ COUNTERS = {
     "pb_protocol_errors_total": "PB connections closed for garbage, oversized frames or stalls",
     "pb_refused_connections_total": "PB connections refused above pb_max_connections",
     "pb_auth_failures_total": "PB authentication requests refused",
+    "malloc_trims_total": "Times freed C heap memory was handed back (malloc_trim_interval_s)",
+    "malloc_trim_seconds_total": "Seconds spent handing freed C heap memory back",
 }
 GAUGES = {
     "hints_pending": "Hints held for other nodes",
@@ -95,6 +97,9 @@ GAUGES = {
     "rocksdb_block_cache_bytes": "RocksDB block cache in use",
     "rocksdb_live_iterators": "Store scans open now (a leak shows as growth)",
     "asyncio_tasks": "asyncio tasks alive in the node process",
+    "malloc_in_use_bytes": "C heap bytes in use (RocksDB, large Python objects): leaks raise it",
+    "malloc_free_bytes": "C heap bytes freed but held by the process (fragmentation)",
+    "python_allocated_blocks": "Python small-object blocks allocated",
 }
 
 
@@ -162,11 +167,11 @@ class _NodeCollector(Collector):
         s = {**self.node.stats(), **self.node.extra_metrics()}
         for name, doc in COUNTERS.items():
             c = CounterMetricFamily(f"dynamo_{name.removesuffix('_total')}", doc)
-            c.add_metric([], float(s.get(name, 0)))
+            c.add_metric([], float(s.get(name) or 0))
             yield c
         for name, doc in GAUGES.items():
             g = GaugeMetricFamily(f"dynamo_{name}", doc)
-            g.add_metric([], float(s.get(name, 0)))
+            g.add_metric([], float(s.get(name) or 0))  # None: not known here
             yield g
         failures = CounterMetricFamily(
             "dynamo_quorum_failures", "Requests refused for an unmet quorum", labels=["kind"]

@@ -167,9 +167,10 @@ class StoreAPI(abc.ABC):
     corrupt_total: int = 0  # stored objects whose checksum failed: removed, never served
     open_iterators: int = 0  # scans not yet finished or closed
     # Told of every change of a stored object: (objects key, old, new), encoded or None
-    # (the tictac tree's hook). A damaged object removed on a read is not told: the next
-    # rebuild of the tree finds it gone.
+    # (the tictac tree's hook). A damaged object removed or overwritten, whose bytes are
+    # unknown, is told to ``on_lost`` instead, by its objects key.
     on_change: Callable[[bytes, bytes | None, bytes | None], None] | None = None
+    on_lost: Callable[[bytes], None] | None = None
 
     def _verified(self, objkey: bytes, stored: bytes | None) -> bytes | None:
         """The object stored at ``objkey``, checked; a damaged one is removed and reads
@@ -201,6 +202,8 @@ class StoreAPI(abc.ABC):
             self._apply(ops)
         except StorageError as e:
             log.error("removing the damaged object failed: %s", e)
+        if self.on_lost is not None:
+            self.on_lost(objkey)
 
     def _write_failed(self, e: BaseException) -> StorageError:
         """Record a failed write; the error to raise (``DiskFull`` when out of space).
@@ -328,7 +331,10 @@ class StoreAPI(abc.ABC):
         reaped marker (its history now lives in ``obj``).
         """
         seq = self._next_seq()
-        old = unseal(raw) if self.on_change and (raw := self.get_in(CF_OBJECTS, objkey)) else None
+        raw = self.get_in(CF_OBJECTS, objkey) if self.on_change else None
+        old = unseal(raw) if raw is not None else None
+        if raw is not None and old is None and self.on_lost is not None:
+            self.on_lost(objkey)  # overwriting a damaged copy: its hash is not known
         encoded = objects.encode(obj, seq)
         self._apply(
             put_ops(
