@@ -15,7 +15,7 @@ from dynamo.storage.contract import CF_LOG, CF_OBJECTS, StoreAPI, u64
 from dynamo.tools.simulation.harness import BUCKET, SimCluster, SimSettings, on_virtual_time
 from dynamo.tools.simulation.network import NetConfig
 from http_api.types import Content, PutOptions
-from ring.position import storage_key
+from ring.position import storage_key, storage_key_bkey
 
 pytestmark = pytest.mark.sim
 SETTINGS = SimSettings(nodes=3, net=NetConfig(delay_s=(0.0005, 0.002)))
@@ -113,6 +113,87 @@ def test_a_leaf_the_tree_was_not_told_of_is_healed_by_the_next_exchange() -> Non
         before = tic.differing_exchanges
         assert await tic.exchange("n1") == 0
         assert tic.differing_exchanges == before  # the next exchange stopped at the branches
+        sim.stop_all()
+
+    on_virtual_time(main)
+
+
+def test_a_bucket_of_another_n_val_is_compared_and_repaired_too() -> None:
+    """Keys of a bucket at n_val 2 (ranges shared in part, boundaries cutting segments)
+    live in their own tree; damage to one replica is found and repaired, and with nothing
+    different the cut segments' parts are read from the store once, not every exchange."""
+
+    async def main() -> None:
+        sim = SimCluster(11, SimSettings(nodes=4, net=NetConfig(delay_s=(0.0005, 0.002))))
+        await sim.start_all()
+        await sim.nodes["n1"].set_bucket_props(b"pairs", {"n_val": 2})
+        while any(n.cluster.bucket_props(b"pairs").n_val != 2 for n in sim.nodes.values()):
+            await asyncio.sleep(0.5)
+        c = Content(value=b"p" * 40, content_type="text/plain", last_modified_us=1)
+        for i in range(200):
+            await sim.nodes["n1"].store(b"pairs", b"p%d" % i, c, None, PutOptions(w=2))
+        await asyncio.sleep(10)  # the log exchange has pulled every write
+        victim = sim.nodes["n2"]
+        tic = victim.ownership.tictac
+        await tic.build(1e9)  # trees of keys stored before the props reached every node
+        for n in sim.ids:
+            await sim.nodes[n].ownership.tictac.build(1e9)
+        assert tic.trees is not None
+        assert 2 in tic.trees
+        mine = [k for k, _ in victim.db.scan() if storage_key_bkey(k)[0] == b"pairs"]
+        theirs = {n: sim.nodes[n].ownership.tictac for n in sim.ids if n != "n2"}
+        peer = next(n for n in theirs if tic._shared(n, 2))
+        assert await tic.exchange(peer) == 0
+        read = tic.parts_read
+        assert read > 0  # the ranges n_val 2 shares cut segments
+        assert await tic.exchange(peer) == 0
+        assert tic.parts_read == read  # kept by the tree: a quiet exchange reads no key
+        held = [k for k in mine if peer in _holders(sim, k)]
+        lost = held[:10]
+        for objkey in lost:
+            seq = objects.stored_seq(victim.db.get_in(CF_OBJECTS, objkey) or b"")
+            victim.db._apply([(CF_OBJECTS, objkey, None), (CF_LOG, u64(seq), None)])
+        await tic.build(1e9)
+        for _ in range(5):
+            await tic.exchange(peer)
+        assert all(victim.db.get_raw(k) is not None for k in lost)
+        assert tic.repaired == len(lost)
+        sim.stop_all()
+
+    on_virtual_time(main)
+
+
+def _holders(sim: SimCluster, objkey: bytes) -> list[str]:
+    return [n for n in sim.ids if sim.nodes[n].db.get_raw(objkey) is not None]
+
+
+def test_a_damaged_object_found_by_a_read_is_repaired_without_a_rebuild() -> None:
+    """A read that finds a damaged value removes it without knowing its hash; the tree's
+    leaf is worked out again before the next exchange, which then pulls the copy."""
+
+    async def main() -> None:
+        sim = SimCluster(5, SETTINGS)
+        await sim.start_all()
+        c = Content(value=b"r" * 50, content_type="text/plain", last_modified_us=1)
+        for i in range(30):
+            await sim.nodes["n1"].store(BUCKET, b"r%d" % i, c, None, PutOptions(w=3))
+        await asyncio.sleep(10)
+        victim = sim.nodes["n2"]
+        tic = victim.ownership.tictac
+        while tic.tree is None:
+            await asyncio.sleep(0.5)
+        objkey = next(k for k, _ in victim.db.scan())
+        good = digests(victim.db)[objkey]
+        stored = bytearray(victim.db.get_in(CF_OBJECTS, objkey) or b"")
+        stored[-15] ^= 0x40
+        victim.db._apply([(CF_OBJECTS, objkey, bytes(stored))])
+        assert victim.db.get(objkey) is None  # the read finds it damaged and removes it
+        assert victim.db.corrupt_total == 1
+        builds = tic.builds
+        assert await tic.exchange("n1") == 1
+        assert tic.builds == builds
+        assert tic.healed_leaves == 1
+        assert digests(victim.db)[objkey] == good
         sim.stop_all()
 
     on_virtual_time(main)

@@ -26,10 +26,12 @@ def test_bytes_in_use_follow_an_allocation_and_its_release() -> None:
     size = 64 * 1024 * 1024
     block = ctypes.create_string_buffer(size)  # malloc'd by Python, held here
     held = heap.usage()
-    assert held is not None and held.in_use_bytes - before.in_use_bytes >= size
+    assert held is not None
+    assert held.in_use_bytes - before.in_use_bytes >= size
     del block
     after = heap.usage()
-    assert after is not None and after.in_use_bytes - before.in_use_bytes < size // 2
+    assert after is not None
+    assert after.in_use_bytes - before.in_use_bytes < size // 2
 
 
 @glibc
@@ -41,13 +43,16 @@ def test_a_trim_gives_freed_heap_pages_back_and_is_counted() -> None:
     last = blocks.pop()
     blocks.clear()
     freed = heap.usage()
-    assert freed is not None and freed.free_bytes >= 8 * 1024 * 1024
+    assert freed is not None
+    assert freed.free_bytes >= 8 * 1024 * 1024
     rss_before = _rss()
     heap.trim()
     assert rss_before - _rss() >= 4 * 1024 * 1024, "the freed pages stayed resident"
     trimmed = heap.usage()
-    assert heap.trims == 1 and heap.trim_seconds >= 0
-    assert trimmed is not None and trimmed.in_use_bytes >= 64 * 1024
+    assert heap.trims == 1
+    assert heap.trim_seconds >= 0
+    assert trimmed is not None
+    assert trimmed.in_use_bytes >= 64 * 1024
     stats = heap.stats()
     assert stats["malloc_trims_total"] == 1
     assert stats["malloc_in_use_bytes"] == trimmed.in_use_bytes
@@ -65,14 +70,17 @@ def test_without_glibc_the_figures_are_unknown_and_trim_does_nothing() -> None:
         pass
 
     heap = Heap(libc=Musl())
-    assert not heap.available and heap.usage() is None and heap.trim() is False
+    assert not heap.available
+    assert heap.usage() is None
+    assert heap.trim() is False
     stats = heap.stats()
-    assert stats["malloc_in_use_bytes"] is None and stats["malloc_free_bytes"] is None
+    assert stats["malloc_in_use_bytes"] is None
+    assert stats["malloc_free_bytes"] is None
     assert stats["malloc_trims_total"] == 0
 
 
 def test_a_negative_trim_interval_is_refused_with_what_to_write() -> None:
-    with pytest.raises(ConfigError, match="malloc_trim_interval_s.*0 \\(never\\)"):
+    with pytest.raises(ConfigError, match=r"malloc_trim_interval_s.*0 \(never\)"):
         NodeConfig(node_id="n1", data_dir=Path("d"), malloc_trim_interval_s=-1)
     assert (
         NodeConfig(

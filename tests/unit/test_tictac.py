@@ -130,3 +130,62 @@ def test_intersect() -> None:
 def test_bad_requests_are_refused(body: object) -> None:
     with pytest.raises(ValueError, match="tictac"):
         tictac.request_from_wire(body)
+
+
+@given(st.integers(0, 2**32))
+def test_kept_parts_stay_equal_to_the_keys_inside_through_any_toggles(seed: int) -> None:
+    """A cut segment's part, worked out once and then kept by toggles, equals the XOR of
+    the keys inside it after any adds and removes: an exchange reads no key for it."""
+    rng = random.Random(seed)
+    held = keys(rng, 300)
+    tree = Tree()
+    for pos, h in held.items():
+        tree.toggle(pos, h)
+    c = tictac.cover(random_ranges(rng, 6))
+    for seg, rs in c.parts:
+        tree.keep_part(seg, rs, restricted(c, held)[seg])
+    for _ in range(200):
+        if held and rng.random() < 0.4:
+            pos = rng.choice(sorted(held))
+            tree.toggle(pos, held.pop(pos))
+        else:
+            seg, rs = rng.choice(c.parts) if c.parts and rng.random() < 0.7 else (0, ())
+            lo, hi = rs[0] if rs else tictac.segment_range(rng.randrange(tictac.SEGMENTS))
+            pos = rng.randint(lo + 1, hi)
+            h = rng.getrandbits(64) or 1
+            held[pos] = held.get(pos, 0) ^ h
+            tree.toggle(pos, h)
+    want = restricted(c, held)
+    assert {seg: tree.part(seg, rs) for seg, rs in c.parts} == want
+
+
+def test_setting_a_leaf_moves_its_branch_and_drops_its_parts() -> None:
+    tree = Tree()
+    tree.toggle(5, 0xAB)
+    lo, hi = tictac.segment_range(0)
+    tree.keep_part(0, ((lo, hi // 2),), 0xAB)
+    assert tree.set_leaf(0, 0xCD) is True
+    assert tree.leaves[0] == 0xCD
+    assert tree.branches[0] == 0xCD
+    assert tree.part(0, ((lo, hi // 2),)) is None  # worked out again when next asked
+    assert tree.set_leaf(0, 0xCD) is False
+    assert tree.root() == 0xCD
+
+
+def test_touching_ranges_are_joined_so_their_boundary_cuts_no_segment() -> None:
+    mid = tictac.segment_range(7)[0] + 12345  # inside segment 7
+    assert tictac.joined([(mid, MAX), (-1, 10), (10, mid)]) == [(-1, MAX)]
+    c = tictac.cover([(-1, mid), (mid, MAX)])
+    assert c.parts == ()
+    assert c.runs == ((0, tictac.SEGMENTS),)
+
+
+def test_a_request_names_its_n_val_or_none_for_the_default() -> None:
+    body = tictac.request_to_wire("leaves", [(-1, 100)], [3], 5)
+    assert tictac.request_from_wire(body) == tictac.Request("leaves", [(-1, 100)], [3], 5)
+    old = tictac.request_to_wire("tree", [(-1, 100)], [], None)
+    assert "n" not in old
+    assert tictac.request_from_wire(old).n_val is None
+    for bad in (0, 65, "3", 2.0):
+        with pytest.raises(ValueError, match="n_val"):
+            tictac.request_from_wire({**old, "n": bad})
