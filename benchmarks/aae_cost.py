@@ -30,51 +30,25 @@ Two measurements, each case on a fresh 3-node ``LocalCluster`` in a temporary di
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import platform
-import shutil
 import sys
-import tempfile
-import threading
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from dynamo.tools.localcluster import LocalCluster, NodeProcess, WaitTimeout, wait_for
-from http_api.admin import get_json
+from costlib.cluster import scratch, stop_on_sigterm
+from costlib.http_load import LoadError, put_keys
+from costlib.node import READ_ERRORS, aae_status, aae_summary, caught_up, proc_cpu_s, proc_io_bytes
+from costlib.report import linear_fit, machine, table
+
+from dynamo.tools.localcluster import NodeProcess, WaitTimeout, wait_for
 
 BUCKET = "aae"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-# --- Process and node readings ----------------------------------------------------------------
-
-
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2 :].split()  # fields from 3 (state) on
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_io_bytes(pid: int) -> int:
-    """rchar + wchar of a process: bytes through read/write syscalls (sockets and files)."""
-    total = 0
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("rchar", "wchar"):
-            total += int(value)
-    return total
-
-
-def aae_status(node: NodeProcess) -> dict[str, Any]:
-    status: dict[str, Any] = get_json(node.url + "/admin/aae", timeout=10)
-    return status
+# --- Node readings ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,123 +77,6 @@ class NodeReading:
             cpu_s=proc_cpu_s(pid),
             io_bytes=proc_io_bytes(pid),
         )
-
-
-def caught_up(nodes: Sequence[NodeProcess]) -> bool:
-    """Every node has applied every other node's whole current log."""
-    snaps = {n.node_id: aae_status(n) for n in nodes}
-    for me, s in snaps.items():
-        for other, o in snaps.items():
-            if other == me:
-                continue
-            p = s["peers"].get(other)
-            if p is None or not p["complete"] or p["lag"] != 0 or p["watermark"] < o["head"]:
-                return False
-    return True
-
-
-def aae_summary(nodes: Sequence[NodeProcess]) -> str:
-    """One line per node: head and, per peer, watermark/peer_head/lag/complete."""
-    lines = []
-    for n in nodes:
-        try:
-            s = aae_status(n)
-        except (OSError, ValueError, http.client.HTTPException) as e:
-            lines.append(f"  {n.node_id}: /admin/aae failed: {e}")
-            continue
-        peers = ", ".join(
-            f"{peer}: wm={p['watermark']} head={p['peer_head']} lag={p['lag']} "
-            f"complete={p['complete']}"
-            for peer, p in s["peers"].items()
-        )
-        lines.append(f"  {n.node_id}: head={s['head']} rounds={s['rounds']} [{peers}]")
-    return "\n".join(lines)
-
-
-# --- Loading ----------------------------------------------------------------------------------
-
-
-class LoadError(RuntimeError):
-    """Writes the cluster refused or failed."""
-
-
-@dataclass(slots=True)
-class LoadResult:
-    keys: int
-    seconds: float
-    reconnects: int = 0
-    errors: int = 0
-    error_examples: list[str] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        return self.keys / self.seconds if self.seconds > 0 else 0.0
-
-
-def load(
-    nodes: Sequence[NodeProcess],
-    prefix: str,
-    count: int,
-    value: bytes,
-    w: str,
-    threads: int,
-) -> LoadResult:
-    """PUT ``count`` keys ``{prefix}{i}``, thread t writing keys t, t+threads, ... to node t % n."""
-    result = LoadResult(keys=count, seconds=0.0)
-    lock = threading.Lock()
-    headers = {"Content-Type": "application/octet-stream"}
-
-    def worker(t: int) -> None:
-        node = nodes[t % len(nodes)]
-        conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=30)
-        reconnects = 0
-        errors: list[str] = []
-        error_count = 0
-        try:
-            for i in range(t, count, threads):
-                path = f"/buckets/{BUCKET}/keys/{prefix}{i:08d}?w={w}"
-                for attempt in (0, 1):
-                    try:
-                        conn.request("PUT", path, body=value, headers=headers)
-                        resp = conn.getresponse()
-                        body = resp.read()
-                    except (ConnectionError, http.client.HTTPException) as e:
-                        conn.close()
-                        reconnects += 1
-                        if attempt == 1:
-                            error_count += 1
-                            if len(errors) < 5:
-                                errors.append(f"{node.node_id} PUT {path}: {e!r}")
-                        continue
-                    if resp.status not in (200, 204):
-                        error_count += 1
-                        if len(errors) < 5:
-                            errors.append(
-                                f"{node.node_id} PUT {path}: {resp.status} {body[:200]!r}"
-                            )
-                    if resp.will_close:
-                        conn.close()
-                    break
-        finally:
-            conn.close()
-            with lock:
-                result.reconnects += reconnects
-                result.errors += error_count
-                result.error_examples.extend(errors[: max(0, 10 - len(result.error_examples))])
-
-    start = time.monotonic()
-    pool = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(threads)]
-    for th in pool:
-        th.start()
-    for th in pool:
-        th.join()
-    result.seconds = time.monotonic() - start
-    if result.errors:
-        raise LoadError(
-            f"{result.errors} of {count} writes failed (w={w}); first: "
-            + "; ".join(result.error_examples)
-        )
-    return result
 
 
 # --- Cases ------------------------------------------------------------------------------------
@@ -271,158 +128,112 @@ class CatchupResult:
         return self.missed / self.done_s if self.done_s else None
 
 
-def _failed(cluster: LocalCluster, e: BaseException) -> str:
-    msg = f"{type(e).__name__}: {e}"
-    print(f"\n!!! {msg}", file=sys.stderr)
-    traceback.print_exc(file=sys.stderr)
-    print("anti-entropy state:\n" + aae_summary(cluster.running()), file=sys.stderr)
-    print(cluster.logs(tail=30), file=sys.stderr, flush=True)
-    return msg
+CASE_ERRORS = (WaitTimeout, LoadError, RuntimeError, *READ_ERRORS)
 
 
 def quiet_case(keys: int, args: argparse.Namespace) -> QuietResult:
     res = QuietResult(keys=keys)
-    root = Path(tempfile.mkdtemp(prefix=f"aae_quiet_{keys}_"))
-    cluster = LocalCluster(root, 3, settings=args.quiet_set)
-    failed = False
-    try:
-        cluster.start()
-        cluster.wait_converged(timeout_s=60)
-        value = os.urandom(args.value_bytes)
-        lr = load(cluster.nodes, "k", keys, value, "all", args.load_threads)
-        res.load_s, res.load_rate, res.load_reconnects = lr.seconds, lr.rate, lr.reconnects
-        t0 = time.monotonic()
-        wait_for(
-            lambda: caught_up(cluster.nodes),
-            args.catchup_timeout,
-            "every node's anti-entropy to be caught up",
-            interval_s=0.5,
-        )
-        res.catchup_s = time.monotonic() - t0
-        time.sleep(args.settle)
-        before = {n.node_id: NodeReading.take(n) for n in cluster.nodes}
-        w0 = time.monotonic()
-        time.sleep(args.window)
-        after = {n.node_id: NodeReading.take(n) for n in cluster.nodes}
-        res.window_s = time.monotonic() - w0
-        for n in cluster.nodes:
-            b, a = before[n.node_id], after[n.node_id]
-            cpu = a.cpu_s - b.cpu_s
-            res.nodes.append(
-                QuietNode(
-                    node=n.node_id,
-                    rounds=a.rounds - b.rounds,
-                    objects=a.objects - b.objects,
-                    bytes=a.bytes - b.bytes,
-                    cpu_s=round(cpu, 3),
-                    cpu_s_per_min=round(cpu * 60 / res.window_s, 3),
-                    io_bytes=a.io_bytes - b.io_bytes,
+    with scratch(f"aae_quiet_{keys}_", 3, args.quiet_set, args.keep_dirs) as s:
+        cluster = s.cluster
+        try:
+            cluster.start()
+            cluster.wait_converged(timeout_s=60)
+            value = os.urandom(args.value_bytes)
+            lr = put_keys(cluster.nodes, BUCKET, "k", keys, value, "all", args.load_threads)
+            res.load_s, res.load_rate, res.load_reconnects = lr.seconds, lr.rate, lr.reconnects
+            t0 = time.monotonic()
+            wait_for(
+                lambda: caught_up(cluster.nodes),
+                args.catchup_timeout,
+                "every node's anti-entropy to be caught up",
+                interval_s=0.5,
+            )
+            res.catchup_s = time.monotonic() - t0
+            time.sleep(args.settle)
+            before = {n.node_id: NodeReading.take(n) for n in cluster.nodes}
+            w0 = time.monotonic()
+            time.sleep(args.window)
+            after = {n.node_id: NodeReading.take(n) for n in cluster.nodes}
+            res.window_s = time.monotonic() - w0
+            for n in cluster.nodes:
+                b, a = before[n.node_id], after[n.node_id]
+                cpu = a.cpu_s - b.cpu_s
+                res.nodes.append(
+                    QuietNode(
+                        node=n.node_id,
+                        rounds=a.rounds - b.rounds,
+                        objects=a.objects - b.objects,
+                        bytes=a.bytes - b.bytes,
+                        cpu_s=round(cpu, 3),
+                        cpu_s_per_min=round(cpu * 60 / res.window_s, 3),
+                        io_bytes=a.io_bytes - b.io_bytes,
+                    )
                 )
-            )
-        if not caught_up(cluster.nodes):
-            print(
-                f"note: K={keys}: not caught up at the end of the window:\n"
-                + aae_summary(cluster.nodes),
-                file=sys.stderr,
-            )
-    except (WaitTimeout, LoadError, OSError, ValueError, RuntimeError) as e:
-        failed = True
-        res.error = _failed(cluster, e)
-    finally:
-        cluster.stop()
-        if failed or args.keep_dirs:
-            res.data_dir = str(root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+            if not caught_up(cluster.nodes):
+                print(
+                    f"note: K={keys}: not caught up at the end of the window:\n"
+                    + aae_summary(cluster.nodes),
+                    file=sys.stderr,
+                )
+        except CASE_ERRORS as e:
+            res.error = s.fail(e)
+    res.data_dir = s.kept
     return res
 
 
 def catchup_case(missed: int, args: argparse.Namespace) -> CatchupResult:
     res = CatchupResult(missed=missed)
-    root = Path(tempfile.mkdtemp(prefix=f"aae_catchup_{missed}_"))
-    cluster = LocalCluster(root, 3, settings=args.catchup_set)
-    victim = cluster[2]
-    live = [cluster[0], cluster[1]]
-    failed = False
-    try:
-        cluster.start()
-        cluster.wait_converged(timeout_s=60)
-        wait_for(lambda: caught_up(cluster.nodes), 60, "anti-entropy state on every node", 0.2)
-        before = NodeReading.take(victim)
-        t0 = time.monotonic()
-        victim.pause()
-        cluster.wait_up_everywhere(victim, up=False, timeout_s=120)
-        res.down_s = time.monotonic() - t0
-        value = os.urandom(args.value_bytes)
-        lr = load(live, "m", missed, value, "1", args.load_threads)
-        res.write_s = lr.seconds
-        target = before.changed + missed
-        # (seconds since SIGCONT, keys merged so far), one per poll
-        samples: list[tuple[float, int]] = []
-
-        def progress() -> NodeReading | None:
-            r = NodeReading.take(victim)
-            samples.append((round(time.monotonic() - start, 3), r.changed - before.changed))
-            return r if r.changed >= target else None
-
-        start = time.monotonic()
-        victim.resume()
-        done = wait_for(
-            progress,
-            args.catchup_timeout,
-            f"{victim.node_id} to merge {missed} missed keys",
-            interval_s=0.1,
-        )
-        res.samples = samples
-        res.done_s = samples[-1][0]
-        res.first_s = next(t for t, c in samples if c > 0)
-        res.changed = done.changed - before.changed
-        res.received = done.objects_in - before.objects_in
-        res.rounds = done.rounds - before.rounds
-    except (WaitTimeout, LoadError, OSError, ValueError, RuntimeError) as e:
-        failed = True
-        res.error = _failed(cluster, e)
+    with scratch(f"aae_catchup_{missed}_", 3, args.catchup_set, args.keep_dirs) as s:
+        cluster = s.cluster
+        victim = cluster[2]
+        live = [cluster[0], cluster[1]]
         try:
-            r = NodeReading.take(victim)
-            print(f"{victim.node_id} reading at failure: {r}", file=sys.stderr)
-        except (OSError, ValueError, RuntimeError, http.client.HTTPException):
-            pass
-    finally:
-        cluster.stop()
-        if failed or args.keep_dirs:
-            res.data_dir = str(root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+            cluster.start()
+            cluster.wait_converged(timeout_s=60)
+            wait_for(lambda: caught_up(cluster.nodes), 60, "anti-entropy state on every node", 0.2)
+            before = NodeReading.take(victim)
+            t0 = time.monotonic()
+            victim.pause()
+            cluster.wait_up_everywhere(victim, up=False, timeout_s=120)
+            res.down_s = time.monotonic() - t0
+            value = os.urandom(args.value_bytes)
+            lr = put_keys(live, BUCKET, "m", missed, value, "1", args.load_threads)
+            res.write_s = lr.seconds
+            target = before.changed + missed
+            # (seconds since SIGCONT, keys merged so far), one per poll
+            samples: list[tuple[float, int]] = []
+
+            def progress() -> NodeReading | None:
+                r = NodeReading.take(victim)
+                samples.append((round(time.monotonic() - start, 3), r.changed - before.changed))
+                return r if r.changed >= target else None
+
+            start = time.monotonic()
+            victim.resume()
+            done = wait_for(
+                progress,
+                args.catchup_timeout,
+                f"{victim.node_id} to merge {missed} missed keys",
+                interval_s=0.1,
+            )
+            res.samples = samples
+            res.done_s = samples[-1][0]
+            res.first_s = next(t for t, c in samples if c > 0)
+            res.changed = done.changed - before.changed
+            res.received = done.objects_in - before.objects_in
+            res.rounds = done.rounds - before.rounds
+        except CASE_ERRORS as e:
+            res.error = s.fail(e)
+            try:
+                r = NodeReading.take(victim)
+                print(f"{victim.node_id} reading at failure: {r}", file=sys.stderr)
+            except (RuntimeError, *READ_ERRORS):
+                pass
+    res.data_dir = s.kept
     return res
 
 
 # --- Output -----------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "clk_tck": CLK_TCK,
-    }
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    out = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
-    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(out)
 
 
 def quiet_tables(results: Sequence[QuietResult]) -> str:
@@ -535,19 +346,6 @@ def catchup_table(results: Sequence[CatchupResult]) -> str:
     return out
 
 
-def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    slope = sxy / sxx if sxx else 0.0
-    intercept = my - slope * mx
-    ss_tot = sum((y - my) ** 2 for y in ys)
-    ss_res = sum((y - (intercept + slope * x)) ** 2 for x, y in zip(xs, ys, strict=True))
-    r2 = 1 - ss_res / ss_tot if ss_tot else 1.0
-    return slope, intercept, r2
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quiet-keys", type=int, nargs="*", default=[1_000, 100_000])
@@ -573,6 +371,7 @@ def main() -> None:
     parser.add_argument("--keep-dirs", action="store_true", help="keep the cluster directories")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     args = parser.parse_args()
+    stop_on_sigterm()
     if args.catchup_set is None:
         args.catchup_set = ["hinted_handoff=false", "aae_quiet_interval_s=0.5"]
 
