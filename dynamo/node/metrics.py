@@ -61,6 +61,7 @@ COUNTERS = {
     "aae_objects_changed_total": "Objects anti-entropy changed here (copies we lacked)",
     "tombstones_reaped_total": "Tombstones deleted for good",
     "objects_dropped_total": "Objects dropped after ownership moved",
+    "cleanup_passes_total": "Walks over every key for ones no longer ours (one after each start)",
     "http_overload_refused_total": "Requests refused with 503 above the concurrency limit",
     "siblings_refused_total": "Writes refused for exceeding the sibling limit",
     "too_large_refused_total": "Writes refused for making a stored object too large",

@@ -307,6 +307,7 @@ class Ownership:
             "tombstones_reaped_total": m.reaped,
             "objects_dropped_total": m.dropped,
             "cleanup_waiting": m.cleanup_waiting,
+            "cleanup_passes_total": m.cleanup_passes,
             "transfers_in_progress": len(self.transfers()),
             "hints_delivered_total": self.hints.stats.delivered,
             "hints_expired_total": self.hints.stats.expired,
