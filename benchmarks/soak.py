@@ -21,19 +21,18 @@ its CPU, and from the node's ``GET /stats``: asyncio tasks, RocksDB memtables, t
 readers, block cache and live iterators (names in ``NODE_STATS``; absent ones are
 reported and left blank).
 
-The verdict, per node and metric, compares the *steady-state envelope* (the running 90th
-percentile over the last ``--envelope`` seconds) at the end of warm-up (median over the
-first minute after it) with the last minute. The envelope, not the raw value, because: a
-node restarted a minute ago starts low whatever leaked before, so raw values depend on
-where in its restart cycle a node happens to be; memtables, RSS and SST fds are
-sawtooths (fill and flush, allocate and collect, compact), so raw medians compare phases
-rather than levels; a real leak raises every peak, so the envelope still shows it, and
-for the witness it is that one process's own growth. The window is 10 minutes: longer
-than the rotation of restarts (at the defaults a restarted node lives 2 then 4 minutes,
-a 6-minute cycle; a 5-minute window saw a 4-minute life in some windows and not in
-others) and than the memtables' flush cycles. The 90th percentile, not the maximum: a
-paused node resumes with a backlog (a one-sample spike of a few hundred asyncio tasks),
-which is no level. Raw medians, the issue's own rule, are kept beside it. A metric
+The verdict, per node and metric, compares the *level* over the first ``--envelope``
+seconds after the warm-up with the level over the last as many: the 90th percentile of
+the samples in each window, both wholly after the warm-up and of the same length. A
+level, not a raw value, because memtables, RSS and SST fds are sawtooths (fill and
+flush, allocate and collect, compact), so single readings compare phases rather than
+levels, and a real leak raises every peak. The window is 10 minutes: longer than the
+memtables' flush cycles. The 90th percentile, not the maximum: a paused node resumes
+with a backlog (a one-sample spike of a few hundred asyncio tasks), which is no level.
+(An earlier rule took the base as a running window ending at the warm-up, which reached
+back into it: on 2026-12-05 it read RSS 136 MiB where the first ten minutes after the
+warm-up held 141, and called a flat series +7%.) Raw medians of the first and last
+minute, the issue's own rule, are kept beside it. A metric
 passes when it grew by less than 5%, or by at most ``Metric.slack`` (a few for counts,
 one arena block for RocksDB bytes: granules, not growth, on a tiny base). Only a node
 that kept one process from the warm-up to the end is judged (the witness): a restarted

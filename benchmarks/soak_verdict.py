@@ -91,31 +91,56 @@ class Settings:
 # --- The verdict ---------------------------------------------------------------------------
 
 
+def window_s(s: Settings, last_s: float) -> float:
+    """The length of the windows compared: ``envelope_s``, or half of what follows the
+    warm-up if that is shorter (the two never overlap)."""
+    return min(s.envelope_s, (last_s - s.warmup_s) / 2)
+
+
+def pct(a: float, b: float) -> float | None:
+    """Growth from ``a`` to ``b`` in percent (None from a base of 0 to something else)."""
+    return round((b - a) / a * 100, 2) if a else (0.0 if a == b else None)
+
+
+def trend(pts: list[tuple[float, float]], lo: float, hi: float) -> tuple[float, float]:
+    """The least-squares line through ``pts``, read at ``lo`` and at ``hi``."""
+    n = len(pts)
+    mt = sum(t for t, _ in pts) / n
+    mv = sum(v for _, v in pts) / n
+    var = sum((t - mt) ** 2 for t, _ in pts)
+    slope = sum((t - mt) * (v - mv) for t, v in pts) / var if var else 0.0
+    return mv + slope * (lo - mt), mv + slope * (hi - mt)
+
+
 def judge(
     samples: list[dict[str, Any]], last_s: float, s: Settings, metric: Metric, node: str
 ) -> dict[str, Any] | None:
-    """One metric of one node: its envelope (and raw value) after warm-up and at the end."""
+    """One metric of one node: its trend from the warm-up's end to the last sample, with
+    the window levels and raw values beside it."""
     pts = [
         (r["t_s"], float(r[metric.name]))
         for r in samples
         if r["node"] == node and r.get(metric.name) is not None
     ]
-    span = min(s.envelope_s, s.warmup_s)
-    first = [(t, v) for t, v in pts if s.warmup_s <= t < s.warmup_s + 60]
-    final = [(t, v) for t, v in pts if t > last_s - 60]
+    after = [(t, v) for t, v in pts if s.warmup_s <= t <= last_s]
+    first = [(t, v) for t, v in after if t < s.warmup_s + 60]
+    final = [(t, v) for t, v in after if t > last_s - 60]
     if not first or not final:
         return None
+    base, end = trend(after, s.warmup_s, last_s)
+    span = window_s(s, last_s)
 
-    def envelope(t: float) -> float:
-        window = sorted(v for u, v in pts if t - span < u <= t)
+    def level(lo: float, hi: float) -> float:
+        window = sorted(v for u, v in after if lo <= u <= hi)
         return window[min(len(window) - 1, int(ENVELOPE_QUANTILE * len(window)))]
 
-    base = statistics.median(envelope(t) for t, _ in first)
-    end = statistics.median(envelope(t) for t, _ in final)
+    # Both windows wholly after the warm-up, of the same length
+    level_base = level(s.warmup_s, s.warmup_s + span)
+    level_end = level(last_s - span, last_s)
     raw_base = statistics.median(v for _, v in first)
     raw_end = statistics.median(v for _, v in final)
     pids = {r["pid"] for r in samples if r["node"] == node and r["t_s"] >= s.warmup_s}
-    growth = (end - base) / base * 100 if base else (0.0 if end == base else None)
+    growth = pct(base, end)
     passed = (growth is not None and growth < 5) or end - base <= metric.slack
     # A leak is one process's growth: a node restarted since the warm-up compares a young
     # process with an old one, which says nothing either way; it is shown, not judged.
@@ -126,10 +151,13 @@ def judge(
         "processes_after_warmup": len(pids),
         "base": base,
         "end": end,
-        "growth_pct": None if growth is None else round(growth, 2),
+        "growth_pct": growth,
+        "level_base": level_base,
+        "level_end": level_end,
+        "level_growth_pct": pct(level_base, level_end),
         "raw_base": raw_base,
         "raw_end": raw_end,
-        "raw_growth_pct": round((raw_end - raw_base) / raw_base * 100, 2) if raw_base else None,
+        "raw_growth_pct": pct(raw_base, raw_end),
         "verdict": ("PASS" if passed else "FAIL") if judged else "info",
     }
 
@@ -152,10 +180,12 @@ def judged(rep: dict[str, Any], s: Settings) -> dict[str, Any]:
     )
     slack = {m.name: m.slack for m in METRICS if m.slack}
     rule = (
-        f"envelope: running p{ENVELOPE_QUANTILE * 100:.0f} over the last"
-        f" {min(s.envelope_s, s.warmup_s):.0f} s per node; base = its median over the first"
-        " minute after warm-up, end = its median over the last minute; PASS if growth < 5%"
-        f" or growth <= slack {slack}"
+        "trend: the least-squares line through a node's samples from the end of the"
+        " warm-up to the last, read at both ends (base, end); judged only on a node that"
+        f" kept one process throughout; PASS if growth < 5% or growth <= slack {slack}."
+        f" Beside it, level: p{ENVELOPE_QUANTILE * 100:.0f} over the first"
+        f" {window_s(s, last_s):.0f} s after the warm-up and the last as many; raw: medians"
+        " of the first and last minute"
     )
     head = {k: v for k, v in rep.items() if k not in ("passed", "rule", "verdict", "client")}
     del head["samples"]
@@ -201,7 +231,7 @@ def print_report(rep: dict[str, Any]) -> None:
             f"  {r['metric']:<28}{r['node']:<5}{r['processes_after_warmup']:>6}"
             f"{r['base'] / m.unit_scale:>10.2f}{unit:<4}{r['end'] / m.unit_scale:>10.2f}{unit:<4}"
             f"{growth:>9}  {r['verdict']}"
-            f"  (raw {r['raw_growth_pct']}%)"
+            f"  (level {r.get('level_growth_pct')}%, raw {r['raw_growth_pct']}%)"
         )
 
 
