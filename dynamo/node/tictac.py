@@ -222,7 +222,12 @@ class TictacService:
         c = tictac.cover(req.ranges)
         parts = self._part_hashes(n, tree, c)
         if req.kind == "tree":
-            return {"b": tictac.branch_hashes(tree, c, parts)}
+            # Naming the n_val back tells the asker we compared its keys: a peer from
+            # before trees per n_val answers with the default n_val's, and is left alone
+            reply: dict[str, Any] = {"b": tictac.branch_hashes(tree, c, parts)}
+            if req.n_val is not None:
+                reply["n"] = req.n_val
+            return reply
         if req.kind == "leaves":
             leaves = tictac.leaf_hashes(tree, c, parts, req.extra[:MAX_BRANCHES])
             return {"l": [[s, h] for s, h in leaves.items()]}
@@ -263,8 +268,8 @@ class TictacService:
             return await self.call(peer, tictac.METHOD, body)
 
         theirs = await ask("tree", [])
-        if theirs.get("busy"):
-            return 0
+        if theirs.get("busy") or theirs.get("n") != named:
+            return 0  # busy, or a peer that keeps one tree (it would compare another n_val)
         branches = tictac.differing_branches(tictac.branch_hashes(tree, c, parts), theirs.get("b"))
         if not branches:
             return 0

@@ -11,6 +11,7 @@ import random
 import pytest
 
 from dynamo.kv import object as objects
+from dynamo.net import methods
 from dynamo.storage.contract import CF_LOG, CF_OBJECTS, StoreAPI, u64
 from dynamo.tools.simulation.harness import BUCKET, SimCluster, SimSettings, on_virtual_time
 from dynamo.tools.simulation.network import NetConfig
@@ -194,6 +195,44 @@ def test_a_damaged_object_found_by_a_read_is_repaired_without_a_rebuild() -> Non
         assert tic.builds == builds
         assert tic.healed_leaves == 1
         assert digests(victim.db)[objkey] == good
+        sim.stop_all()
+
+    on_virtual_time(main)
+
+
+def test_a_peer_that_keeps_one_tree_is_not_asked_about_another_n_val() -> None:
+    """During a rolling upgrade a peer from before trees per n_val answers every step
+    with its default n_val's tree; an exchange for another n_val stops at its reply
+    instead of fetching keys of the wrong buckets."""
+
+    async def main() -> None:
+        sim = SimCluster(13, SimSettings(nodes=4, net=NetConfig(delay_s=(0.0005, 0.002))))
+        await sim.start_all()
+        await sim.nodes["n1"].set_bucket_props(b"pairs", {"n_val": 2})
+        while any(n.cluster.bucket_props(b"pairs").n_val != 2 for n in sim.nodes.values()):
+            await asyncio.sleep(0.5)
+        c = Content(value=b"q", content_type="text/plain", last_modified_us=1)
+        for i in range(50):
+            await sim.nodes["n1"].store(b"pairs", b"q%d" % i, c, None, PutOptions(w=2))
+            await sim.nodes["n1"].store(BUCKET, b"d%d" % i, c, None, PutOptions(w=3))
+        tic = sim.nodes["n2"].ownership.tictac
+        for n in sim.ids:
+            await sim.nodes[n].ownership.tictac.build(1e9)
+        peer = next(n for n in sim.ids if n != "n2" and tic._shared(n, 2))
+        old = sim.nodes[peer].ownership.tictac
+        new_handle = old.handle
+
+        def old_handle(body: object, peer: str = "") -> object:
+            body = {k: v for k, v in body.items() if k != "n"} if isinstance(body, dict) else body
+            reply = new_handle(body, peer)
+            return {k: v for k, v in reply.items() if k != "n"}
+
+        sim.nodes[peer].rpc.register(methods.TICTAC, old_handle)
+        assert tic.trees is not None
+        tic.trees[2].toggle(int.from_bytes(b"\x01" * 8, "big"), 777)  # differ from the peer
+        fetched = tic.keys_fetched
+        assert await tic.exchange(peer) == 0
+        assert tic.keys_fetched == fetched
         sim.stop_all()
 
     on_virtual_time(main)
