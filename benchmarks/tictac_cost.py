@@ -1,11 +1,15 @@
-"""What the tictac anti-entropy backstop costs on a quiet 3-node cluster, and while it
+"""What the tictac anti-entropy backstop costs on a quiet cluster (``--nodes``, 3), and while it
 rebuilds: node CPU seconds per minute (from /proc), exchanges and bytes per minute,
 the start-up build time, and a rebuild's pace against its rate limit.
 
     python benchmarks/tictac_cost.py --objects 10000
     python benchmarks/tictac_cost.py --objects 1000000 --json 1m.json
+    python benchmarks/tictac_cost.py --nodes 5 --objects 10000
 
-One ``LocalCluster`` of 3 nodes in a temporary directory, the same data throughout.
+One ``LocalCluster`` of ``--nodes`` nodes (n_val the default, 3) in a temporary
+directory, the same data throughout. The node processes run ``python -m dynamo.tools.cli``
+from this process's working directory and environment (their cwd and PYTHONPATH are
+printed): run it from a snapshot of the code to measure that snapshot.
 
 1. Load: ``dynamo bench``'s preload writes ``k0..k{N-1}`` (``--objects``) of
    ``--value-bytes`` to bucket ``bench`` once each (``benchmarks/index_bench.py``'s
@@ -22,34 +26,46 @@ One ``LocalCluster`` of 3 nodes in a temporary directory, the same data througho
    ``tictac.built`` in ``/admin/aae``), the log exchange is let catch up, RocksDB's
    pending compactions are let drain, maintenance's cleanup pass is let end (a started
    node walks every key once, "a restart may follow a ring change we did not finish",
-   at most 10k keys/s: ``--cleanup-s`` from the spawn, default 10 + 1.3 * N/10k s; at 1M
-   keys it costs ~2.2 s/min a node for ~90 s after the build, below ``--idle-cpu`` yet
-   ~20x the exchanges at 5 s: windows opened during it gave 3-4 ms of node CPU per
-   exchange at 1M keys, 0.6-0.8 ms once it is over, as at 10k), the nodes are checked
+   at most 10k keys/s; at 1M keys it costs ~2.2 s/min a node for ~90 s after the build,
+   below ``--idle-cpu`` yet ~20x the exchanges at 5 s: windows opened during it gave 3-4
+   ms of node CPU per exchange at 1M keys, 0.6-0.8 ms once it is over, as at 10k): until
+   every node's ``/stats`` ``cleanup_passes_total`` is >= 1 (``--cleanup-timeout-s``;
+   ``--cleanup-s`` from the spawn is an optional extra minimum; passes that fall inside
+   a window are shown), the nodes are checked
    idle (each under ``--idle-cpu`` of a core over ``--idle-window-s``), ``--settle-s``
    more. Then ``--quiet-s`` without client traffic, taking per node the delta of utime
    + stime of the node process (``/proc/<pid>/stat``: the whole node, the log exchange,
    gossip and RocksDB included), of ``/proc/<pid>/io`` rchar + wchar (every socket and
    file read/write: a rough all-traffic figure), and of the ``tictac`` counters of
    ``/admin/aae``; node CPU per whole minute is shown too (a leftover transient shows as
-   a first minute above the rest). Every ``--sample-s`` the nodes' tree roots are
-   compared (on 3 nodes with n_val 3 every node holds every key, so equal roots mean
-   equal trees). Tictac's cost is on minus off. Then one amplified window of
+   a first minute above the rest). ``tictac.parts_read`` (cut-segment parts read from
+   the store) is shown before each window (since the start; each growth seen while
+   waiting for the cleanup pass, with the node's exchanges then) and inside it (0 once
+   every part is kept). Every ``--sample-s`` the nodes' tree roots are compared when
+   nodes <= n_val (every node holds every key, so equal roots mean equal trees; with
+   more nodes the trees hold different keys and only differing exchanges tell).
+   Tictac's cost is on minus off. Then one amplified window of
    ``--fast-s`` at ``--fast-interval-s`` (0.25 s: ~20x the exchanges) gives node CPU per
    exchange as (fast - off) / exchanges, which the tick-grained on-minus-off difference
-   is too small to give well.
+   is too small to give well; likewise rchar+wchar per exchange, (fast - off) / (2 x
+   exchanges) (each exchange's bytes written by one node and read by the other).
 3. Bytes an exchange moves are COMPUTED, not measured (``/stats`` counts node-to-node
    calls, not their bytes): the ring is rebuilt from ``/admin/ring`` (its hash checked),
-   each pair's shared ranges at the default n_val give the "tree" request, and the reply
-   is 256 branch hashes; both are encoded as the RPC frames them (msgpack ``[kind, id,
-   method, body]``), each hash at 9 bytes (msgpack uint64: any hash above 2**32). An
-   exchange that finds nothing different is exactly that request and that reply. TCP/IP
-   headers are not counted. Segments a shared-range boundary cuts (none on 3 nodes at
-   n_val 3) are hashed from their keys, read from the store at the first exchange and
-   then kept up to date by the tree: their number is shown.
+   each ordered pair's shared ranges at the default n_val give the "tree" request, and
+   the reply is 256 branch hashes; both are encoded as the RPC frames them (msgpack
+   ``[kind, id, method, body]``), a hash at 9 bytes (msgpack uint64) and a branch the
+   shared ranges do not reach, or that holds no key of them, at 1 (0): the reply's
+   expected size at ``--objects`` uniform positions (see ``costlib/tictac_wire.py``).
+   The figure is the mean over the pairs that share ranges (a node picks its peer
+   uniformly). An exchange that finds nothing different is exactly that request and
+   that reply. TCP/IP headers are not counted. Segments a shared-range boundary cuts
+   (none when nodes <= n_val) are hashed from their keys, read from the store at the
+   first exchange with a peer (started or served) and then kept up to date by the tree:
+   their number per pair, and per node over all its peers, is shown.
 4. Rebuild: restarted with ``tictac_rebuild_interval_s`` = ``--rebuild-interval-s`` (60,
-   or ``--cleanup-s`` + 30 s if that is longer, so the first rebuild starts after the
-   cleanup pass; readings start when that is over and the nodes are idle) and
+   or the longest cleanup pass of the quiet windows + 30 s if that is longer, so the
+   first rebuild starts after the cleanup pass; readings start when every node's
+   ``cleanup_passes_total`` is >= 1 and the nodes are idle) and
    ``tictac_rebuild_keys_per_s`` = ``--rebuild-keys-per-s`` (2000), exchanges every
    ``--on-interval-s``. ``/admin/aae`` and /proc are polled every ``--poll-s``: a rebuild
    ends when ``tictac.builds`` grows, and starts right after the exchange before it (the
@@ -81,7 +97,7 @@ from costlib.report import mean
 from costlib.tictac_node import TT_COUNTERS, fmt_startup
 from costlib.tictac_quiet import Quiet, quiet_window
 from costlib.tictac_rebuild import RebuildPhase, rebuild_phase, report_rebuilds
-from costlib.tictac_wire import bigger_ring_note, wire_model
+from costlib.tictac_wire import bigger_ring_note, exchanging_pairs, wire_model
 from index_bench import blind_puts, load, load_line, now_text
 
 from dynamo.tools.localcluster import LocalCluster, WaitTimeout, wait_for
@@ -99,55 +115,99 @@ def report(
     rb: RebuildPhase | None,
 ) -> dict[str, Any]:
     """Print the tables; return the summary figures."""
-    print(f"\n=== tictac cost, 3 nodes, {args.objects:,} objects of {args.value_bytes} B ===")
-    print("\nQuiet windows (per node, node CPU from /proc; exchanges = ones this node started):")
+    nn = args.nodes
+    print(
+        f"\n=== tictac cost, {nn} nodes (n_val {wire['n_val']}), {args.objects:,} objects"
+        f" of {args.value_bytes} B ==="
+    )
+    print(
+        "\nQuiet windows (per node, node CPU from /proc; exchanges = ones this node started;"
+        " pre = since the node's start, before the window; parts = tictac.parts_read,"
+        " cut-segment parts read from the store; cln = cleanup passes in the window):"
+    )
     print(
         f"  {'mode':<4} {'rnd':>3} {'node':<4} {'CPU s/min':>10} {'exch':>5} {'diff':>5}"
         f" {'healed':>6} {'repaired':>8} {'io B/min':>10} {'log rounds':>10}"
+        f" {'pre exch':>8} {'pre parts':>9} {'parts':>5} {'cln':>3}"
     )
+    expected = wire["parts_expected"]
     for q in quiet:
+        print(
+            f"  {q.mode} r{q.round}: restarted {q.started}, window {q.window_started} to"
+            f" {q.window_ended}"
+        )
         for n in q.nodes:
             print(
                 f"  {q.mode:<4} {q.round:>3} {n.node:<4} {n.cpu_s_per_min:>10.3f}"
                 f" {n.tt['exchanges']:>5} {n.tt['differing_exchanges']:>5}"
                 f" {n.tt['healed_leaves']:>6} {n.tt['repaired']:>8}"
                 f" {n.io_bytes_per_min:>10,.0f} {n.log_rounds:>10}"
+                f" {n.before['exchanges']:>8} {n.before['parts_read']:>9}"
+                f" {n.tt['parts_read']:>5} {n.stats['cleanup_passes_total']:>3}"
             )
+        roots = (
+            f"roots differing in {q.roots_differing_samples}/{q.samples} samples"
+            if q.roots_compared
+            else f"roots not compared ({nn} nodes > n_val: trees hold different keys)"
+        )
         print(
             f"  {q.mode:<4} {q.round:>3} all  {q.total('cpu_s_per_min'):>10.3f}"
             f"   window {q.window_s:.0f}s from {q.prep.get('window_after_spawn_s', 0):.0f}s after"
-            f" the start, by minute {q.cpu_by_minute} a node; roots differing in"
-            f" {q.roots_differing_samples}"
-            f"/{q.samples} samples, differing exchanges {q.tt_total('differing_exchanges')}"
+            f" the start (cleanup passes done {q.prep.get('cleanup_done_after_spawn_s')} s"
+            f" after it), by minute {q.cpu_by_minute} a node; {roots}, differing exchanges"
+            f" {q.tt_total('differing_exchanges')}"
         )
+        if q.parts_events:
+            seen: dict[str, list[str]] = {}
+            for e in q.parts_events:
+                seen.setdefault(e["node"], []).append(
+                    f"{e['parts_read']}@{e['at_s']:g}s/{e['exchanges']}x"
+                )
+            print(
+                "    parts_read growth before the window (total @ s after the spawn /"
+                " exchanges the node had started then): "
+                + "; ".join(f"{k} {' '.join(v)}" for k, v in sorted(seen.items()))
+            )
+    print(f"  parts each node should read once (computed from the ring): {expected}")
     by_mode = {m: [q for q in quiet if q.mode == m] for m in ("on", "off", "fast")}
-    cpu = {m: mean([q.total("cpu_s_per_min") / 3 for q in qs]) for m, qs in by_mode.items()}
-    io = {m: mean([q.total("io_bytes_per_min") / 3 for q in qs]) for m, qs in by_mode.items()}
+    cpu = {m: mean([q.total("cpu_s_per_min") / nn for q in qs]) for m, qs in by_mode.items()}
+    io = {m: mean([q.total("io_bytes_per_min") / nn for q in qs]) for m, qs in by_mode.items()}
     ex_per_min = mean([n.tt["exchanges"] * 60 / q.window_s for q in by_mode["on"] for n in q.nodes])
-    pairs = wire["pairs"].values()
+    pairs = exchanging_pairs(wire)
     per_exchange = mean([p["request_bytes"] + p["reply_bytes"] for p in pairs])
     req = mean([p["request_bytes"] for p in pairs])
     rep = mean([p["reply_bytes"] for p in pairs])
-    cut = max(p["cut_segments"] for p in pairs)
+    rep_full = mean([p["reply_bytes_all_nonzero"] for p in pairs])
+    cut = [p["cut_segments"] for p in pairs]
+    shared = [p["shared_ranges"] for p in pairs]
     print(
         f"\nExchange on the wire (COMPUTED from the ring, hash match"
-        f" {wire['ring_hash_matches']}): request {req:.0f} B + reply {rep:.0f} B ="
+        f" {wire['ring_hash_matches']}; mean over the {len(pairs)} of {len(wire['pairs'])}"
+        f" ordered pairs that share ranges): request {req:.0f} B + reply {rep:.0f} B"
+        f" (expected; {rep_full:.0f} B if every branch were nonzero) ="
         f" {per_exchange:.0f} B per quiet exchange; shared ranges per pair"
-        f" {max(p['shared_ranges'] for p in pairs)}, cut segments {cut}"
+        f" {min(shared)}-{max(shared)}, cut segments per pair {min(cut)}-{max(cut)}"
         " (a cut segment's keys are read from the store once, then kept by the tree)"
     )
-    note = bigger_ring_note(args.objects)
-    print(
-        f"  for scale, computed: a 5-node ring (n_val 3, 64 tokens) n1->n2 shares"
-        f" {note['shared_ranges']} ranges cutting {note['cut_segments']} segments:"
-        f" ~{note['keys_in_cut_segments_per_side']:,} keys in them per side (read once) at"
-        f" {args.objects:,} objects; request {note['request_bytes']:,} B"
-    )
+    for name, p in wire["pairs"].items():
+        print(
+            f"  {name}: {p['shared_ranges']} ranges ({p['ring_share']:.3f} of the ring),"
+            f" {p['branches_reached']} branches reached, {p['cut_segments']} cut segments;"
+            f" request {p['request_bytes']} B, reply {p['reply_bytes']} B"
+        )
+    if max(cut) == 0:
+        note = bigger_ring_note(args.objects)
+        print(
+            f"  for scale, computed: a 5-node ring (n_val 3, 64 tokens) n1->n2 shares"
+            f" {note['shared_ranges']} ranges cutting {note['cut_segments']} segments:"
+            f" ~{note['keys_in_cut_segments_per_side']:,} keys in them per side (read once) at"
+            f" {args.objects:,} objects; request {note['request_bytes']:,} B"
+        )
     all_startups = [s for q in quiet for s in q.startup] + (rb.startup if rb else [])
     built = [s.built_s for s in all_startups if s.built_s is not None]
     log_built = [s.log_build_s for s in all_startups if s.log_build_s is not None]
     print(
-        f"\nStart-up build (tictac_build_keys_per_s default 50,000; 3 nodes start together),"
+        f"\nStart-up build (tictac_build_keys_per_s default 50,000; {nn} nodes start together),"
         f" {len(built)} node starts: spawn->built median {statistics.median(built):.1f}s"
         f" (min {min(built):.1f}, max {max(built):.1f});"
         f" first log line->built-log median {statistics.median(log_built) if log_built else 0:.1f}s"
@@ -158,28 +218,42 @@ def report(
         print(f"  rebuild: {fmt_startup(rb.startup)}")
     summary: dict[str, Any] = {
         "objects": args.objects,
+        "nodes": nn,
+        "n_val": wire["n_val"],
         "cpu_s_per_min_per_node_on": round(cpu["on"], 4),
         "cpu_s_per_min_per_node_off": round(cpu["off"], 4),
         "tictac_cpu_s_per_min_per_node": round(cpu["on"] - cpu["off"], 4),
+        "io_bytes_per_min_per_node_on": round(io["on"]),
+        "io_bytes_per_min_per_node_off": round(io["off"]),
         "io_bytes_per_min_per_node_on_minus_off": round(io["on"] - io["off"]),
         "exchanges_per_min_per_node": round(ex_per_min, 2),
         "bytes_per_exchange_computed": round(per_exchange),
         # Each byte once: every node's started exchanges, request and reply.
-        "exchange_bytes_per_min_cluster_computed": round(3 * ex_per_min * per_exchange),
+        "exchange_bytes_per_min_cluster_computed": round(nn * ex_per_min * per_exchange),
         # A node sends and receives its own exchanges and serves its peers' (as many on
         # average): in + out at a node is about twice its started exchanges' bytes.
         "exchange_bytes_in_out_per_min_per_node_computed": round(2 * ex_per_min * per_exchange),
         "startup_build_s_median": round(statistics.median(built), 1),
         "differing_exchanges_idle": sum(q.tt_total("differing_exchanges") for q in quiet),
         "roots_differing_samples": sum(q.roots_differing_samples for q in quiet),
+        "parts_expected_per_node": expected,
+        "parts_read_in_windows": sum(q.tt_total("parts_read") for q in quiet),
+        "cleanup_passes_in_windows": sum(
+            n.stats["cleanup_passes_total"] for q in quiet for n in q.nodes
+        ),
     }
+    io_per_ex = (io["on"] - io["off"]) / (2 * ex_per_min) if ex_per_min else float("nan")
+    summary["io_bytes_per_exchange_measured_on"] = round(io_per_ex)
     if by_mode["fast"]:
         fast_ex = mean(
             [n.tt["exchanges"] * 60 / q.window_s for q in by_mode["fast"] for n in q.nodes]
         )
         extra = cpu["fast"] - cpu["off"]
         per_ex_ms = extra / fast_ex * 1e3 if fast_ex else float("nan")
+        fast_io = (io["fast"] - io["off"]) / (2 * fast_ex) if fast_ex else float("nan")
         summary.update(
+            fast_io_bytes_per_min_per_node=round(io["fast"]),
+            io_bytes_per_exchange_measured_fast=round(fast_io),
             fast_interval_s=args.fast_interval_s,
             fast_exchanges_per_min_per_node=round(fast_ex, 1),
             fast_cpu_s_per_min_per_node=round(cpu["fast"], 4),
@@ -193,21 +267,38 @@ def report(
             f" {cpu['off']:.3f}: {per_ex_ms:.2f} ms node CPU per exchange (its side and the"
             f" peer's, as a node serves as many as it starts); at {ex_per_min:.1f}/min that is"
             f" {per_ex_ms * ex_per_min / 1e3:.4f} s/min a node, at the default 60 s interval"
-            f" {per_ex_ms / 1e3:.5f} s/min"
+            f" {per_ex_ms / 1e3:.5f} s/min; rchar+wchar {io['fast']:,.0f} B/min a node:"
+            f" (fast - off) / (2 x exchanges) = {fast_io:,.0f} B per exchange measured,"
+            f" {per_exchange:.0f} computed"
         )
     print(
         f"\nSummary per node: node CPU on {cpu['on']:.3f} s/min, off {cpu['off']:.3f} s/min,"
         f" tictac = on - off = {cpu['on'] - cpu['off']:+.3f} s/min;"
         f" {ex_per_min:.1f} exchanges/min started, {per_exchange:.0f} B each (computed):"
-        f" {3 * ex_per_min * per_exchange:,.0f} B/min on the wire for the cluster,"
+        f" {nn * ex_per_min * per_exchange:,.0f} B/min on the wire for the cluster,"
         f" {2 * ex_per_min * per_exchange:,.0f} B/min in + out at a node (started + served);"
         f" measured rchar+wchar on - off {io['on'] - io['off']:+,.0f} B/min a node"
-        " (rough: all I/O)"
+        f" (rough: all I/O), {io_per_ex:,.0f} B per exchange (each exchange's bytes are"
+        " written by one node and read by the other: on - off over 2 x exchanges)"
     )
     if rb:
         summary.update(report_rebuilds(rb, args))
     print("\nsummary: " + json.dumps(summary))
     return summary
+
+
+def process_origin(pid: int | None) -> str:
+    """Where a node process runs from: its working directory and PYTHONPATH (``-m``
+    imports from the working directory first)."""
+    if pid is None:
+        return "not running"
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError as e:
+        return f"pid {pid}: {e}"
+    path = next((v[11:].decode() for v in env if v.startswith(b"PYTHONPATH=")), "")
+    return f"pid {pid}, cwd {cwd}, PYTHONPATH {path or '(none)'}"
 
 
 # --- Main ----------------------------------------------------------------------------------------
@@ -218,6 +309,7 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--objects", type=int, default=10_000)
+    p.add_argument("--nodes", type=int, default=3, help="cluster size (n_val stays the default)")
     p.add_argument("--value-bytes", type=int, default=1024)
     p.add_argument("--quiet-s", type=float, default=300, help="each quiet window")
     p.add_argument("--rounds", type=int, default=0, help="on/off pairs (0: 2 to 100k, else 1)")
@@ -230,8 +322,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--settle-s", type=float, default=20, help="after the nodes are idle")
     p.add_argument("--idle-cpu", type=float, default=0.05, help="of a core: idle below it")
     p.add_argument(
-        "--cleanup-s", type=float, default=0, help="after a start (0: 10 + 1.3 * objects/10k)"
+        "--cleanup-s",
+        type=float,
+        default=0,
+        help="an extra minimum from a start's spawn to the window (the wait is on the nodes'"
+        " cleanup_passes_total)",
     )
+    p.add_argument("--cleanup-timeout-s", type=float, default=0, help="0: 300 + objects/1000")
     p.add_argument("--idle-window-s", type=float, default=5)
     p.add_argument("--idle-timeout-s", type=float, default=0, help="0: 120 + objects/2000")
     p.add_argument("--sample-s", type=float, default=5, help="root comparisons in quiet windows")
@@ -249,15 +346,18 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--keep-dir", action="store_true")
     p.add_argument("--json", metavar="FILE")
     args = p.parse_args()
-    if args.objects < 1 or args.quiet_s <= 0:
-        p.error("--objects and --quiet-s must be positive")
+    if args.objects < 1 or args.quiet_s <= 0 or args.nodes < 1:
+        p.error("--objects, --nodes and --quiet-s must be positive")
     args.rounds = args.rounds or (2 if args.objects <= 100_000 else 1)
     args.catchup_timeout_s = args.catchup_timeout_s or 300 + args.objects / 2000
     args.build_timeout_s = args.build_timeout_s or 180 + args.objects / 2000
     args.idle_timeout_s = args.idle_timeout_s or 120 + args.objects / 2000
-    # Maintenance's cleanup pass after a start walks every key, 500 a chunk with 50 ms
-    # between chunks: at least objects/10,000 seconds.
-    args.cleanup_s = args.cleanup_s or 10 + 1.3 * args.objects / 10_000
+    # Maintenance's cleanup pass after a start walks every key a node holds, 500 a chunk
+    # with 50 ms between chunks: at least objects/10,000 seconds.
+    args.cleanup_timeout_s = args.cleanup_timeout_s or 300 + args.objects / 1000
+    args.cleanup_seen_s = 0.0  # the longest spawn -> every node's pass done (quiet windows)
+    args.compare_roots = True  # nodes <= n_val: every tree holds every key (set from the ring)
+    args.parts_expected = {}  # each node's cut-segment parts (set from the ring)
     args.base_set = []
     return args
 
@@ -276,6 +376,8 @@ def measure(cluster: LocalCluster, args: argparse.Namespace, run: Run) -> None:
     """Load, then the quiet windows, the amplified one and the rebuild phase."""
     cluster.start()
     cluster.wait_converged(timeout_s=60)
+    for n in cluster.nodes:
+        print(f"  {n.node_id}: {process_origin(n.pid)}")
     urls = ",".join(n.url for n in cluster.nodes)
     blind_puts(cluster.nodes[0].url, BUCKET)
     run.loaded = loaded = load(cluster, urls, BUCKET, args.objects, 0, args)
@@ -301,7 +403,9 @@ def measure(cluster: LocalCluster, args: argparse.Namespace, run: Run) -> None:
     print(f"  log exchange caught up {loaded['catchup_s']}s after the load")
     print(f"  tictac counters at the load's end (writes in flight): {tt_load}")
     print(f"  tictac counters' growth while the log exchange caught up: {tt_catchup}")
-    run.wire = wire_model(cluster)
+    run.wire = wire_model(cluster, args.objects)
+    args.compare_roots = args.nodes <= run.wire["n_val"]
+    args.parts_expected = run.wire["parts_expected"]
     for r in range(args.rounds):
         for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
             print(f"... quiet {mode} round {r + 1} at {now_text()}")
@@ -337,7 +441,8 @@ def main() -> int:
     t_start = time.monotonic()
     load_avg = os.getloadavg()
     print(
-        f"tictac_cost {started}: {args.objects:,} objects, {args.rounds} on/off round(s),"
+        f"tictac_cost {started}: {args.nodes} nodes, {args.objects:,} objects,"
+        f" {args.rounds} on/off round(s),"
         f" quiet {args.quiet_s:g}s each; load average at start {load_avg[0]:.2f}"
         f" on {os.cpu_count()} cores (the machine is shared)"
     )
@@ -348,7 +453,7 @@ def main() -> int:
     # quiet state sooner. The measured windows run with the default.
     load_set = [*on_set, f"aae_interval_s={args.load_aae_interval_s:g}"]
     run = Run()
-    with scratch("tictac-cost-", 3, load_set, args.keep_dir) as s:
+    with scratch("tictac-cost-", args.nodes, load_set, args.keep_dir) as s:
         try:
             measure(s.cluster, args, run)
         except (Stop, KeyboardInterrupt, WaitTimeout, RuntimeError, *READ_ERRORS) as e:

@@ -48,8 +48,14 @@ TT_COUNTERS = (
     "bytes_in",
     "healed_leaves",
     "builds",
+    "parts_read",  # cut segments' parts read from the store (then kept by the tree)
 )
-STATS_COUNTERS = ("tictac_exchanges_total", "tictac_repaired_total", "tictac_builds_total")
+STATS_COUNTERS = (
+    "tictac_exchanges_total",
+    "tictac_repaired_total",
+    "tictac_builds_total",
+    "cleanup_passes_total",  # maintenance's walks over every key (one after each start)
+)
 
 
 def stats_counters(node: NodeProcess) -> dict[str, int]:

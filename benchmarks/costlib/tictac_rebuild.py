@@ -14,7 +14,7 @@ from index_bench import now_text
 from costlib.node import READ_ERRORS, log_lines
 from costlib.report import mean
 from costlib.tictac_node import BUILT_RE, Reading, Startup, restart
-from costlib.tictac_quiet import idle
+from costlib.tictac_quiet import idle, wait_cleanup
 from dynamo.tools.localcluster import LocalCluster, WaitTimeout
 
 
@@ -35,6 +35,7 @@ class RebuildPhase:
     settings: list[str]
     startup: list[Startup] = field(default_factory=list)
     post_start_busy_s: float = 0.0  # from spawning the nodes until readings began
+    cleanup_done_after_spawn_s: dict[str, float] = field(default_factory=dict)
     window_s: float = 0.0
     rebuilds: list[Rebuild] = field(default_factory=list)
     idle_cpu_s_per_min: dict[str, float] = field(default_factory=dict)  # outside rebuilds
@@ -99,8 +100,9 @@ def analyse_rebuilds(node: str, rs: list[Reading], t0: float, ph: RebuildPhase) 
 
 def rebuild_phase(cluster: LocalCluster, args: argparse.Namespace) -> RebuildPhase:
     # The first rebuild is due rebuild_interval_s after the start-up build: after the
-    # cleanup pass that follows a start, so it is measured alone.
-    interval = max(args.rebuild_interval_s, round(args.cleanup_s + 30))
+    # cleanup pass that follows a start (as long as the quiet windows' took, or the
+    # --cleanup-s minimum), so it is measured alone.
+    interval = max(args.rebuild_interval_s, round(max(args.cleanup_seen_s, args.cleanup_s) + 30))
     settings = [
         *args.base_set,
         f"tictac_exchange_interval_s={args.on_interval_s:g}",
@@ -110,6 +112,7 @@ def rebuild_phase(cluster: LocalCluster, args: argparse.Namespace) -> RebuildPha
     ph = RebuildPhase(now_text(), settings)
     skips = {n.node_id: len(log_lines(n)) for n in cluster.nodes}
     ph.startup, spawned = restart(cluster, settings, args.build_timeout_s)
+    ph.cleanup_done_after_spawn_s = wait_cleanup(cluster, args.cleanup_timeout_s, spawned, [])
     time.sleep(max(0.0, spawned + args.cleanup_s - time.monotonic()))
     ph.post_start_busy_s = round(time.monotonic() - spawned + idle(cluster, args), 1)
     one = args.objects / args.rebuild_keys_per_s
