@@ -21,20 +21,20 @@ its CPU, and from the node's ``GET /stats``: asyncio tasks, RocksDB memtables, t
 readers, block cache and live iterators (names in ``NODE_STATS``; absent ones are
 reported and left blank).
 
-The verdict, per node and metric, compares the *level* over the first ``--envelope``
-seconds after the warm-up with the level over the last as many: the 90th percentile of
-the samples in each window, both wholly after the warm-up and of the same length. A
-level, not a raw value, because memtables, RSS and SST fds are sawtooths (fill and
-flush, allocate and collect, compact), so single readings compare phases rather than
-levels, and a real leak raises every peak. The window is 10 minutes: longer than the
-memtables' flush cycles. The 90th percentile, not the maximum: a paused node resumes
-with a backlog (a one-sample spike of a few hundred asyncio tasks), which is no level.
-(An earlier rule took the base as a running window ending at the warm-up, which reached
-back into it: on 2026-12-05 it read RSS 136 MiB where the first ten minutes after the
-warm-up held 141, and called a flat series +7%.) Raw medians of the first and last
-minute, the issue's own rule, are kept beside it. A metric
-passes when it grew by less than 5%, or by at most ``Metric.slack`` (a few for counts,
-one arena block for RocksDB bytes: granules, not growth, on a tiny base). Only a node
+The verdict, per node and metric, is the *trend*: the least-squares line through every
+sample from the end of the warm-up to the last, read at both ends; growth is the second
+reading over the first. A trend, not two readings, because memtables, RSS, SST fds and
+the C heap are sawtooths (fill and flush, allocate and collect, compact): two readings
+compare phases rather than levels, while a leak tilts the line through all of them.
+Beside it, two readings that are shown, not judged: the *level* (the 90th percentile of
+the samples over the first ``--envelope`` seconds after the warm-up, and over the last
+as many) and the raw medians of the first and last minute. (The first rule compared a
+running envelope that reached back into the warm-up: on 2026-12-05 it read RSS 136 MiB
+where the first ten minutes after the warm-up held 141, and called a flat series +7%.
+Windowed levels then read a memtable sawtooth 22 -> 24 MiB as +9%. The trend rule was
+fixed before the hour of 04:43 UTC that it then judged.) A metric passes when it grew
+by less than 5%, or by at most ``Metric.slack`` (a few for counts, one arena block for
+RocksDB bytes: granules, not growth, on a tiny base). Only a node
 that kept one process from the warm-up to the end is judged (the witness): a restarted
 node's series joins young processes to old ones, so it is drawn and listed, not judged.
 RSS is split in what a leak raises (C heap in use, Python's small-object blocks) and
