@@ -133,8 +133,8 @@ def test_a_bucket_of_another_n_val_is_compared_and_repaired_too() -> None:
         c = Content(value=b"p" * 40, content_type="text/plain", last_modified_us=1)
         for i in range(200):
             await sim.nodes["n1"].store(b"pairs", b"p%d" % i, c, None, PutOptions(w=2))
-        await asyncio.sleep(10)  # the log exchange has pulled every write
         victim = sim.nodes["n2"]
+        await caught_up(sim, "n2")
         tic = victim.ownership.tictac
         await tic.build(1e9)  # trees of keys stored before the props reached every node
         for n in sim.ids:
@@ -164,6 +164,22 @@ def test_a_bucket_of_another_n_val_is_compared_and_repaired_too() -> None:
     on_virtual_time(main)
 
 
+async def caught_up(sim: SimCluster, node: str) -> None:
+    """Until ``node``'s log exchange has applied every other node's log to its head: a
+    copy lost afterwards is one no log will show it again."""
+    aae = sim.nodes[node].ownership.aae
+
+    def done() -> bool:
+        return all(
+            (p := aae.peers.get(n)) is not None and p.watermark >= sim.nodes[n].db.seq
+            for n in sim.ids
+            if n != node
+        )
+
+    while not done():
+        await asyncio.sleep(0.5)
+
+
 def _holders(sim: SimCluster, objkey: bytes) -> list[str]:
     return [n for n in sim.ids if sim.nodes[n].db.get_raw(objkey) is not None]
 
@@ -178,8 +194,8 @@ def test_a_damaged_object_found_by_a_read_is_repaired_without_a_rebuild() -> Non
         c = Content(value=b"r" * 50, content_type="text/plain", last_modified_us=1)
         for i in range(30):
             await sim.nodes["n1"].store(BUCKET, b"r%d" % i, c, None, PutOptions(w=3))
-        await asyncio.sleep(10)
         victim = sim.nodes["n2"]
+        await caught_up(sim, "n2")
         tic = victim.ownership.tictac
         while tic.tree is None:
             await asyncio.sleep(0.5)
